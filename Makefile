@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.gdml-installed
 PYTEST_ARGS ?=
+# cell flags to run besides the default ones, e.g. `make test GDML_TEST_FLAGS=slow`
+export GDML_TEST_FLAGS
 
 .PHONY: demo test paper install clean-venv
 

@@ -1,4 +1,5 @@
-"""Tests of gdml.metrics: the library path against a brute-force numpy oracle and against PML."""
+"""Tests of gdml.metrics: the exact path against a brute-force numpy oracle, the PML path (default) against
+the exact path and against plain PML calls."""
 import math
 
 import numpy as np
@@ -7,8 +8,8 @@ import torch
 from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 from sklearn.metrics import f1_score
 
-from gdml.metrics import (METRICS, _sq_dists, _top_r, brute_force_metrics, evaluate, kmeans_clusters,
-                          nn_predictions, ranking_metrics, summarise)
+from gdml.metrics import (METRICS, RANKINGS, _sq_dists, _top_r, brute_force_metrics, evaluate, kmeans_clusters,
+                          nn_predictions, pml_ranking_metrics, ranking_metrics, summarise)
 
 
 def grid_data(seed, n_train=150, n_test=60, n_classes=3, side=5, dim=2):
@@ -42,9 +43,9 @@ def knn_lowest_index(query, k, reference, ref_includes_query):
 
 
 @pytest.mark.parametrize('seed,dim,n_classes,side', [(0, 2, 3, 5), (1, 2, 5, 4), (2, 1, 3, 6), (3, 3, 4, 3), (4, 2, 2, 2)])
-def test_library_matches_brute_force_on_ties(seed, dim, n_classes, side):
+def test_exact_path_matches_brute_force_on_ties(seed, dim, n_classes, side):
     tr, ytr, te, yte = grid_data(seed, n_classes=n_classes, side=side, dim=dim)
-    got = evaluate(tr, ytr, te, yte, seed=seed)
+    got = evaluate(tr, ytr, te, yte, seed=seed, ranking='exact')
     ref = brute_force_metrics(tr, ytr, te, yte, kmeans_clusters(te, len(np.unique(yte)), seed))
     for k in METRICS:
         assert got[k] == pytest.approx(ref[k], abs=1e-6), k
@@ -79,12 +80,48 @@ def test_sklearn_1nn_ties_go_to_lowest_index():
 
 
 @pytest.mark.parametrize('seed', [0, 1, 2])
-def test_pml_default_agrees_without_ties(seed):
+def test_pml_default_and_exact_paths_agree_without_ties(seed):
     tr, ytr, te, yte = blob_data(seed)
-    got, p = evaluate(tr, ytr, te, yte), pml_metrics(tr, ytr, te, yte)
-    assert got['r_precision'] / 100 == pytest.approx(p['r_precision'], abs=1e-6)
-    assert got['map_at_r'] / 100 == pytest.approx(p['mean_average_precision_at_r'], abs=1e-6)
-    assert got['recall_at_1'] / 100 == pytest.approx(p['precision_at_1'], abs=1e-6)
+    got, exact, p = evaluate(tr, ytr, te, yte), evaluate(tr, ytr, te, yte, ranking='exact'), pml_metrics(tr, ytr, te, yte)
+    for res in (got, exact):
+        assert res['r_precision'] / 100 == pytest.approx(p['r_precision'], abs=1e-6)
+        assert res['map_at_r'] / 100 == pytest.approx(p['mean_average_precision_at_r'], abs=1e-6)
+        assert res['recall_at_1'] / 100 == pytest.approx(p['precision_at_1'], abs=1e-6)
+    for k in METRICS:
+        assert got[k] == pytest.approx(exact[k], abs=1e-6), k
+
+
+@pytest.mark.parametrize('data', [blob_data(4), grid_data(1, n_classes=4)])
+@pytest.mark.parametrize('batch', [1, 13, 10_000])
+def test_pml_batches_equal_one_pml_call(data, batch):
+    # batching queries by class (k = that class's R) and re-weighting gives PML's all-query mean, ties included
+    tr, ytr, te, yte = data
+    p = pml_metrics(tr, ytr, te, yte)
+    got = pml_ranking_metrics(tr, ytr, te, yte, batch=batch)
+    assert got == pytest.approx((p['r_precision'], p['mean_average_precision_at_r']), abs=1e-12)
+
+
+def test_pml_path_differs_from_plain_mean_of_class_means():
+    # the re-weighting matters: unbalanced test classes make the unweighted mean of batch means differ
+    tr, ytr, te, yte = blob_data(5)
+    keep = (yte != 0) | (np.arange(len(yte)) % 5 == 0)   # class 0 rare among queries
+    te, yte = te[keep], yte[keep]
+    per_class = [pml_ranking_metrics(tr, ytr, te[yte == c], yte[yte == c])[0] for c in np.unique(yte)]
+    rp = pml_ranking_metrics(tr, ytr, te, yte)[0]
+    assert rp == pytest.approx(ranking_metrics(tr, ytr, te, yte)[0], abs=1e-6)
+    assert abs(rp - np.mean(per_class)) > 1e-3
+
+
+def test_pml_path_accepts_string_labels_and_missing_classes():
+    tr, ytr, te, yte = blob_data(6)
+    want = ranking_metrics(tr, ytr, te, yte)
+    assert pml_ranking_metrics(tr, ytr.astype(str), te, yte.astype(str)) == pytest.approx(want, abs=1e-6)
+    assert all(math.isnan(v) for v in pml_ranking_metrics(tr, ytr, te[:3], np.array([99, 99, 99])))
+
+
+def test_ranking_is_validated():
+    with pytest.raises(ValueError, match=r"ranking='knn' is not one of \('pml', 'exact'\)"):
+        evaluate(*blob_data(0), ranking='knn')
 
 
 @pytest.mark.parametrize('seed', [0, 1])
@@ -106,9 +143,10 @@ def test_distances_match_definition(dim):
     np.testing.assert_allclose(_sq_dists(q, ref), ((q[:, None] - ref[None]) ** 2).sum(-1), rtol=1e-12, atol=1e-12)
 
 
-def test_high_dimensional_embeddings_match_brute_force():
+@pytest.mark.parametrize('ranking', RANKINGS)
+def test_high_dimensional_embeddings_match_brute_force(ranking):
     tr, ytr, te, yte = blob_data(7, dim=16)
-    got = evaluate(tr, ytr, te, yte)
+    got = evaluate(tr, ytr, te, yte, ranking=ranking)
     ref = brute_force_metrics(tr, ytr, te, yte, kmeans_clusters(te, len(np.unique(yte))))
     for k in METRICS:
         assert got[k] == pytest.approx(ref[k], abs=1e-6), k
@@ -130,11 +168,12 @@ def test_hand_example():
     assert (rp, ap) == pytest.approx((2 / 3, (1 + 2 / 3) / 3), abs=1e-12)
 
 
-def test_query_classes_missing_from_train_are_left_out_of_ranking():
+@pytest.mark.parametrize('ranking', RANKINGS)
+def test_query_classes_missing_from_train_are_left_out_of_ranking(ranking):
     tr, ytr, te, yte = blob_data(0)
     yte2 = yte.copy(); yte2[:10] = 99   # a class that train lacks
-    got = evaluate(tr, ytr, te, yte2)
-    keep = evaluate(tr, ytr, te[10:], yte[10:])
+    got = evaluate(tr, ytr, te, yte2, ranking=ranking)
+    keep = evaluate(tr, ytr, te[10:], yte[10:], ranking=ranking)
     assert got['r_precision'] == pytest.approx(keep['r_precision'], abs=1e-9)
     assert got['map_at_r'] == pytest.approx(keep['map_at_r'], abs=1e-9)
     assert math.isnan(ranking_metrics(tr, ytr, te[:3], np.array([99, 99, 99]))[0])
@@ -146,8 +185,9 @@ def test_evaluate_outputs_percent_and_accepts_torch():
     b = evaluate(tr.astype(np.float32), ytr, te.astype(np.float32), yte)
     assert tuple(a) == METRICS and a == b
     assert all(isinstance(v, float) and 0 <= v <= 100 for v in a.values())
-    perfect = evaluate(np.eye(4)[ytr] * 5, ytr, np.eye(4)[yte] * 5, yte)
-    assert perfect == {k: 100.0 for k in METRICS}
+    for ranking in RANKINGS:
+        perfect = evaluate(np.eye(4)[ytr] * 5, ytr, np.eye(4)[yte] * 5, yte, ranking=ranking)
+        assert perfect == {k: 100.0 for k in METRICS}
 
 
 def test_nmi_is_deterministic_per_seed():
