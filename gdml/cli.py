@@ -14,7 +14,7 @@ from .experiment import (RunConfig, ConfigError, CONFIG_FIELDS, METHODS, DATASET
 __all__ = ['HYPER', 'SWEEP_EPILOG', 'COMMANDS', 'GdmlParser', 'add_hyper_options', 'hyper_values', 'build_parser', 'cmd_run',
            'cmd_sweep', 'cmd_tables', 'cmd_figures', 'cmd_demo', 'main']
 
-# %% ../nbs/09_cli.ipynb #dee3238f
+# %% ../nbs/09_cli.ipynb #bc53894d
 class GdmlParser(argparse.ArgumentParser):
     "An `ArgumentParser` whose errors are one line and exit with status 2."
     def error(self, message):
@@ -95,7 +95,8 @@ def build_parser() -> GdmlParser:
     s.add_argument('--no-progress', action='store_true', help='no progress bar')
     for name, what in (('tables', 'Tables 1-3: mean ± 95%% CI per method and metric (Markdown, LaTeX, CSV)'),
                        ('figures', 'Figures 3-5: the test embeddings of every method (PNG, PDF)')):
-        t = sub.add_parser(name, help=what, description=what + '; missing runs are listed.')
+        # `help` is %-formatted by argparse, `description` is not
+        t = sub.add_parser(name, help=what, description=what.replace('%%', '%') + '; missing runs are listed.')
         t.add_argument('--runs', default='runs', help='folder of the run records (default: runs)')
         t.add_argument('--out', default=None, help=f'output folder (default: RUNS/{name})')
         t.add_argument('--datasets', nargs='+', default=None, metavar='DATASET', help='datasets (default: all found)')
