@@ -1,26 +1,34 @@
 """Every library notebook is a test: its cells run top to bottom and their `fastcore.test` checks pass.
 
-nbdev's own `test_nb` executes them (skipping cells flagged with settings.ini's `tst_flags`, i.e.
-`slow` and `gpu`, unless GDML_TEST_FLAGS names them), so pytest prints one result per notebook.
+nbdev's own `test_nb` executes them, skipping cells flagged with settings.ini's `tst_flags` (`slow`,
+`gpu`) unless GDML_TEST_FLAGS names them, so pytest prints one result per notebook.
 """
 import os
 from pathlib import Path
 
 import pytest
-from nbdev.test import test_nb
+from nbdev import test as nbdev_test   # a module alias, so pytest does not collect `test_nb` itself
+from nbdev.config import get_config
 
-NBS = Path(__file__).resolve().parents[1] / 'nbs'
+ROOT = Path(__file__).resolve().parents[1]
+NBS = ROOT / 'nbs'
 # the experiment notebooks run under papermill in tests/test_experiment.py, not here
-NOTEBOOKS = sorted(p for p in NBS.glob('[0-9]*.ipynb'))
+NOTEBOOKS = sorted(NBS.glob('[0-9]*.ipynb'))
 FLAGS = os.environ.get('GDML_TEST_FLAGS', '').split()
+
+
+def skipped_flags() -> list[str]:
+    "settings.ini's tst_flags that this run does not ask for (as nbdev_test computes them)."
+    return [f for f in get_config(path=ROOT).tst_flags.split() if f not in FLAGS]
 
 
 @pytest.mark.parametrize('nb', NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook(nb, monkeypatch):
     monkeypatch.chdir(NBS)  # notebooks run from their own folder, as in JupyterLab
-    ok, secs = test_nb(nb, flags=FLAGS, do_print=False, basepath=NBS.parent)
-    assert ok, f"{nb.name} failed (see the traceback above)"
+    ok, _ = nbdev_test.test_nb(nb, skip_flags=skipped_flags(), force_flags=FLAGS, basepath=ROOT)
+    assert ok, f"{nb.name} failed (its traceback is printed above)"
 
 
 def test_there_are_notebooks():
-    assert len(NOTEBOOKS) >= 7, [p.name for p in NOTEBOOKS]
+    assert len(NOTEBOOKS) >= 10, [p.name for p in NOTEBOOKS]
+    assert 'slow' in skipped_flags() or 'slow' in FLAGS
