@@ -407,7 +407,7 @@ def load_dataset(name: str | os.PathLike, root: str | os.PathLike | None = None,
                  download: bool | None = None) -> GDMLDataset:
     """Load `name` (one of `DATASETS`, or an ImageFolder-style directory) as a checked `GDMLDataset`.
     `root`: the data root (default `$GDML_DATA`, else the user cache folder). `download`: True forces
-    torchvision's download when files are missing, False forbids it, None tries when the host answers."""
+    torchvision's download when files are missing, False forbids it, None tries when the host answers (never when `$GDML_OFFLINE` is set)."""
     key, folder = _resolve_name(name)
     if key == 'digits': return check_dataset(_load_digits())
     if folder is not None:
@@ -417,6 +417,9 @@ def load_dataset(name: str | os.PathLike, root: str | os.PathLike | None = None,
         src, looked = _find_source(key, Path(root) if root is not None else None)
         if src is None:
             if download is False: raise _missing_error(key, looked, 'download=False')
+            if download is None and os.environ.get('GDML_OFFLINE'):
+                raise _missing_error(key, looked, 'GDML_OFFLINE is set, so no download was tried')
+            # the probe only runs where the files are missing and the user left `download` open
             if download is None and not _online(_DOWNLOAD_HOSTS[key]):
                 raise _missing_error(key, looked, f'{_DOWNLOAD_HOSTS[key]} is not reachable, so no download was tried')
             try: _download(key, cache_dir())

@@ -260,6 +260,7 @@ def test_fashion_found_in_debian_location(isolated, monkeypatch):
 
 
 def test_download_policy(isolated, monkeypatch):
+    monkeypatch.delenv('GDML_OFFLINE', raising=False)   # CI sets it; this test stubs the probe instead
     calls = []
     monkeypatch.setattr(data, '_download', lambda key, dest: calls.append((key, dest)) or (_ for _ in ()).throw(OSError('no route')))
     monkeypatch.setattr(data, '_online', lambda host, timeout=3.0: False)
@@ -267,3 +268,11 @@ def test_download_policy(isolated, monkeypatch):
     assert calls == []  # download=None and offline: not even tried
     with pytest.raises(FileNotFoundError, match='download failed: no route'): load_dataset('mnist', root=isolated, download=True)
     assert calls == [('mnist', isolated / 'user-cache')]  # downloads go to the user cache folder
+
+
+def test_offline_switch_never_probes(isolated, monkeypatch):
+    probes = []
+    monkeypatch.setattr(data, '_online', lambda host, timeout=3.0: probes.append(host) or True)
+    monkeypatch.setenv('GDML_OFFLINE', '1')
+    with pytest.raises(FileNotFoundError, match='GDML_OFFLINE'): load_dataset('mnist', root=isolated)
+    assert probes == []
