@@ -11,7 +11,7 @@ from torch import nn
 import torchvision
 
 from .engine import (get_device, seed_everything, to_model_input, make_sgd, train_epochs, channel_stats,
-                         flush_denormals)
+                         flush_denormals, autocast)
 
 # %% auto #0
 __all__ = ['STUDENTS', 'resnet18_embedder', 'small_cnn', 'make_student', 'l2_distance_loss', 'random_batches', 'fit_student',
@@ -98,6 +98,5 @@ def embed(model: nn.Module, x, *, mean=None, std=None, raw_pixels: bool = False,
     out = []
     for chunk in torch.arange(len(x)).split(batch_size):
         xb = to_model_input(x[chunk].to(device), mean_d, std_d, raw_pixels)
-        with torch.autocast('cuda', dtype=torch.bfloat16, enabled=device.type == 'cuda'):
-            out.append(model(xb).float().cpu())
+        with autocast(device): out.append(model(xb).float().cpu())
     return torch.cat(out) if out else torch.empty(0, 0)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .engine import (get_device, seed_everything, to_model_input, make_sgd, train_epochs,
-                         channel_stats, flush_denormals)
+                         channel_stats, flush_denormals, autocast)
 from .sampler import ClassPairTripletSampler
 from .losses import gemini_loss, constraint_loss
 
@@ -94,7 +94,7 @@ def embed_by_class(model: Gemini, x: torch.Tensor, y: torch.Tensor, *, mean=None
         idx = (y == k).nonzero().flatten()
         for chunk in idx.split(batch_size):
             xb = to_model_input(x[chunk].to(device), mean, std, raw_pixels)
-            out[chunk] = model(xb, k).float().cpu()
+            with autocast(device): out[chunk] = model(xb, k).float().cpu()
     return out
 
 # %% ../nbs/03_gemini.ipynb #8b07ce2b
@@ -135,8 +135,10 @@ def fit_gemini(x, y, *, mean=None, std=None, embedding_dim: int = 2, stream: str
 
     def step(batch):
         k, l, a, p, n = batch
-        xa, xp, xn = (to_model_input(xd[i.to(device)], mean_d, std_d, raw_pixels) for i in (a, p, n))
+        xa, xp = (to_model_input(xd[i.to(device)], mean_d, std_d, raw_pixels) for i in (a, p))
         pts = _constraint_points(constraints, k, l, n, device)
+        # with Eq. 6 the negatives are never embedded, so they are not gathered either
+        xn = None if pts is not None else to_model_input(xd[n.to(device)], mean_d, std_d, raw_pixels)
         return gemini_step(model, xa, xp, xn, k, l, beta, margin, pts)
 
     model.history = train_epochs(model, opt, epochs, batches, step, clip=clip, device=device,
