@@ -8,11 +8,12 @@ import torch
 from torch import nn
 from pytorch_metric_learning import losses, distances
 
-from .engine import get_device, seed_everything, to_model_input, make_sgd, train_epochs
-from .distill import random_batches, _prepare
+from .protocol import DEFAULTS
+from .engine import get_device, seed_everything, to_model_input
+from .distill import _prepare, fit_random_batches
 
 # %% auto #0
-__all__ = ['BASELINES', 'raw_distance', 'make_loss', 'fit_baseline']
+__all__ = ['BASELINES', 'D', 'raw_distance', 'make_loss', 'fit_baseline']
 
 # %% ../nbs/05_baselines.ipynb #238adad3
 BASELINES = ('siamese', 'triplet', 'margin', 'multisim')
@@ -32,10 +33,13 @@ def make_loss(method: str, **loss_kwargs) -> nn.Module:
     return cls(**{'distance': raw_distance(), **kw, **loss_kwargs})
 
 # %% ../nbs/05_baselines.ipynb #236b9bdb
-def fit_baseline(method: str, model: nn.Module, x, y, *, mean=None, std=None, epochs: int = 10,
-                 batch_size: int = 128, lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 1e-4,
-                 clip: float | None = 0.1, miner=None, loss_kwargs: dict | None = None, raw_pixels: bool = False,
-                 device='auto', seed: int = 0, progress: bool = True) -> nn.Module:
+D = DEFAULTS
+def fit_baseline(method: str, model: nn.Module, x, y, *, mean=None, std=None, epochs: int = D['epochs'],
+                 batch_size: int = D['batch_size'], lr: float = D['lr'], momentum: float = D['momentum'],
+                 weight_decay: float = D['weight_decay'], clip: float | None = D['clip'], clip_mode: str = D['clip_mode'],
+                 plateau_factor: float = D['plateau_factor'], plateau_patience: int = D['plateau_patience'],
+                 train_fraction: float = D['train_fraction'], miner=None, loss_kwargs: dict | None = None,
+                 raw_pixels: bool = D['raw_pixels'], device='auto', seed: int = 0, progress: bool = True) -> nn.Module:
     "Train `model` with the PML loss of baseline `method` on random batches of (x, y); returns the model."
     loss_fn = make_loss(method, **(loss_kwargs or {}))
     device = get_device(device)
@@ -44,13 +48,13 @@ def fit_baseline(method: str, model: nn.Module, x, y, *, mean=None, std=None, ep
     if len(y) != len(x): raise ValueError(f"x has {len(x)} samples but y has {len(y)} labels")
     model, xd, mean_d, std_d = _prepare(model, x, mean, std, raw_pixels, device)
     yd, loss_fn = y.to(device), loss_fn.to(device)
-    opt = make_sgd(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, device=device)
 
     def step(idx):
         emb = model(to_model_input(xd[idx], mean_d, std_d, raw_pixels)).float()
         labels = yd[idx]
         return loss_fn(emb, labels, miner(emb, labels)) if miner is not None else loss_fn(emb, labels)
 
-    model.history = train_epochs(model, opt, epochs, lambda e: random_batches(len(xd), batch_size, g, device), step,
-                                 clip=clip, device=device, progress=progress, desc=method)
-    return model
+    return fit_random_batches(model, len(xd), step, generator=g, epochs=epochs, batch_size=batch_size, lr=lr,
+                              momentum=momentum, weight_decay=weight_decay, clip=clip, clip_mode=clip_mode,
+                              plateau_factor=plateau_factor, plateau_patience=plateau_patience,
+                              train_fraction=train_fraction, device=device, progress=progress, desc=method)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse, ast, dataclasses, sys, time
 from pathlib import Path
 
+from .protocol import CLIP_MODES, EXTRACTIONS
 from .experiment import (RunConfig, ConfigError, CONFIG_FIELDS, METHODS, DATASETS, ARCHS, STREAMS, PROFILES,
                              make_config)
 
@@ -20,7 +21,7 @@ class GdmlParser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
-_CHOICES = dict(arch=ARCHS, gemini_stream=STREAMS)
+_CHOICES = dict(arch=ARCHS, gemini_stream=STREAMS, clip_mode=CLIP_MODES, extraction=EXTRACTIONS)
 _TYPES = dict(int=int, float=float, str=str)
 HYPER = tuple(f for f in dataclasses.fields(RunConfig) if f.name not in ('dataset', 'method', 'seed', 'profile'))
 
@@ -56,7 +57,7 @@ def _common(p, many: bool):
         p.add_argument('--dataset', default='digits', help=f"{', '.join(DATASETS)} or an ImageFolder path (default: digits)")
         p.add_argument('--method', default='gdml', choices=METHODS, help='gdml or a baseline (default: gdml)')
         p.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
-    p.add_argument('--profile', default='quick', choices=tuple(PROFILES), help='quick (CPU-sized) or paper (default: quick)')
+    p.add_argument('--profile', default='quick', choices=tuple(PROFILES), help='quick (CPU-sized), paper (the text of the paper) or authors (their code) (default: quick)')
     p.add_argument('--out', default='runs', help='folder of the run records (default: runs)')
     p.add_argument('--force', action='store_true', help='rerun even where a record exists')
     add_hyper_options(p)

@@ -12,9 +12,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .protocol import DEFAULTS, CLIP_MODES
+
 # %% auto #0
 __all__ = ['get_device', 'seed_everything', 'normalise', 'channel_stats', 'to_model_input', 'make_sgd', 'autocast',
-           'NonFiniteLossError', 'flush_denormals', 'train_epochs']
+           'NonFiniteLossError', 'flush_denormals', 'clip_gradients', 'train_epochs']
 
 # %% ../nbs/00a_engine.ipynb #7146a501
 def get_device(device: str | torch.device | None = 'auto') -> torch.device:
@@ -77,10 +79,12 @@ def to_model_input(x: torch.Tensor, mean=None, std=None, raw: bool = False) -> t
     return x
 
 # %% ../nbs/00a_engine.ipynb #b322927c
-def make_sgd(params, lr: float, momentum: float = 0.9, weight_decay: float = 1e-4,
+def make_sgd(params, lr: float, *, momentum: float, weight_decay: float,
              device: torch.device | None = None) -> torch.optim.SGD:
-    "SGD with weight decay; the fused kernel on CUDA."
+    "SGD with momentum and weight decay (no defaults here: they come from the caller's protocol); fused on CUDA."
     if lr <= 0: raise ValueError(f"lr must be > 0, got {lr}")
+    if momentum < 0 or weight_decay < 0:
+        raise ValueError(f"momentum and weight_decay must be >= 0, got {momentum} and {weight_decay}")
     fused = device is not None and torch.device(device).type == 'cuda'
     return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay,
                            **({'fused': True} if fused else {}))
@@ -109,13 +113,23 @@ def flush_denormals():
     "Flush subnormal floats to zero on the CPU (process-wide): 20x faster small-model training here."
     torch.set_flush_denormal(True)
 
+# %% ../nbs/00a_engine.ipynb #e4ea56f2
+def clip_gradients(params: list[torch.Tensor], clip: float | None, mode: str = DEFAULTS['clip_mode']):
+    "Clip the gradients of `params` in place: each element to [-clip, clip] (`mode='value'`) or their global norm (`'norm'`); no-op for a falsy `clip`."
+    if mode not in CLIP_MODES: raise ValueError(f"clip_mode {mode!r} is not one of: {', '.join(CLIP_MODES)}")
+    if not clip: return
+    if clip < 0: raise ValueError(f"clip must be >= 0, got {clip}")
+    if mode == 'value': torch.nn.utils.clip_grad_value_(params, clip)
+    else: torch.nn.utils.clip_grad_norm_(params, clip)
+
 # %% ../nbs/00a_engine.ipynb #fd87b91c
 def train_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, epochs: int,
                  batches: Callable[[int], Iterable], step_loss: Callable[..., torch.Tensor], *,
-                 clip: float | None = 0.1, scheduler=None, device='cpu', progress: bool = True,
+                 clip: float | None = DEFAULTS['clip'], clip_mode: str = DEFAULTS['clip_mode'], scheduler=None, device='cpu', progress: bool = True,
                  desc: str = 'train', check_every: int = 50) -> list[float]:
     "Train `model` for `epochs` epochs; returns the mean loss of each epoch."
     if epochs < 0: raise ValueError(f"epochs must be >= 0, got {epochs}")
+    if clip_mode not in CLIP_MODES: raise ValueError(f"clip_mode {clip_mode!r} is not one of: {', '.join(CLIP_MODES)}")
     device = torch.device(device)
     flush_denormals()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -128,7 +142,7 @@ def train_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, epochs: int
             with autocast(device): loss = step_loss(batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if clip: torch.nn.utils.clip_grad_norm_(params, clip)
+            clip_gradients(params, clip, clip_mode)
             optimizer.step()
             pending.append(loss.detach()); total += loss.detach().float(); n += 1
             if len(pending) >= check_every:

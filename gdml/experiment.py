@@ -11,20 +11,23 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from .protocol import FIELDS, PROFILES, CLIP_MODES, EXTRACTIONS, GEMINI_STREAMS, STUDENT_ARCHS, profile_values
+
 # %% auto #0
 __all__ = ['DATASETS', 'METHODS', 'ARCHS', 'STREAMS', 'METRICS', 'PAPER_ORDER', 'METHOD_NAMES', 'METRIC_NAMES', 'DATASET_NAMES',
-           'TABLE_NUMBERS', 'FIGURE_NUMBERS', 'PROFILES', 'CONFIG_FIELDS', 'RESULT', 'ARRAYS', 'NOTEBOOK', 'FAILURE',
-           'MANIFEST', 'ConfigError', 'RunConfig', 'make_config', 'config_dict', 'config_hash', 'dataset_slug',
-           'run_dir', 'git_commit', 'versions', 'device_info', 'run_experiment', 'atomic_write', 'write_record',
-           'load_record', 'has_record', 'load_records', 'run_and_write', 'run_notebook_path', 'notebook_parameters',
-           'execute_run', 'records_frame', 'expected_grid', 'grid_records', 'summary_frame', 'paper_table',
-           'table_title', 'to_markdown', 'to_latex', 'write_tables', 'plot_embeddings', 'write_figures']
+           'TABLE_NUMBERS', 'FIGURE_NUMBERS', 'RunConfig', 'CONFIG_FIELDS', 'ZHAT_CACHE', 'RESULT', 'ARRAYS',
+           'NOTEBOOK', 'FAILURE', 'MANIFEST', 'ConfigError', 'make_config', 'config_dict', 'config_hash',
+           'dataset_slug', 'run_dir', 'git_commit', 'source_hash', 'versions', 'device_info', 'gemini_key',
+           'run_experiment', 'atomic_write', 'write_record', 'load_record', 'has_record', 'load_records',
+           'run_and_write', 'run_notebook_path', 'notebook_parameters', 'execute_run', 'records_frame', 'expected_grid',
+           'grid_records', 'summary_frame', 'paper_table', 'table_title', 'to_markdown', 'to_latex', 'write_tables',
+           'plot_embeddings', 'write_figures']
 
 # %% ../nbs/07_experiment.ipynb #6d053671
 DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'digits')
 METHODS = ('gdml', 'siamese', 'triplet', 'margin', 'multisim')
-ARCHS = ('resnet18', 'small_cnn')
-STREAMS = ('conv', 'mlp')
+ARCHS = STUDENT_ARCHS
+STREAMS = GEMINI_STREAMS
 METRICS = ('recall_at_1', 'f1', 'nmi', 'r_precision', 'map_at_r')
 PAPER_ORDER = ('siamese', 'triplet', 'margin', 'multisim', 'gdml')   # the rows of the paper's tables
 METHOD_NAMES = {'siamese': 'Siamese', 'triplet': 'Triplet', 'margin': 'Margin', 'multisim': 'MultiSim',
@@ -41,44 +44,26 @@ class ConfigError(ValueError):
 def _f(help: str, default=None, hashed: bool = True):
     return field(default=default, metadata={'help': help, 'hashed': hashed})
 
-@dataclass(frozen=True)
-class RunConfig:
-    "Everything that decides one run: dataset, method, seed and the hyper-parameters of its profile."
-    dataset: str = _f("dataset: one of mnist, fashion_mnist, cifar10, digits, or an ImageFolder path")
-    method: str = _f("method: gdml or a baseline (siamese, triplet, margin, multisim)")
-    seed: int = _f("random seed of the run", 0)
-    profile: str = _f("named profile the defaults come from: paper or quick", 'quick')
-    embedding_dim: int = _f("dimension of the embedding space (2 in the paper)")
-    arch: str = _f("student (G-DML) / backbone (baselines) architecture: resnet18 or small_cnn")
-    gemini_stream: str = _f("GEMINI per-class stream: conv or mlp")
-    gemini_epochs: int = _f("GEMINI epochs")
-    triplets_per_batch: int = _f("GEMINI triplets per mini-batch")
-    gemini_lr: float = _f("GEMINI learning rate")
-    beta: float = _f("GEMINI loss weight beta, in [0, 1]")
-    margin: float = _f("GEMINI triplet margin m")
-    epochs: int = _f("student / baseline epochs")
-    batch_size: int = _f("student / baseline batch size")
-    lr: float = _f("student / baseline learning rate")
-    weight_decay: float = _f("student / baseline weight decay")
-    clip: float = _f("gradient clipping norm")
-    raw_pixels: bool = _f("feed raw 0-255 pixels (the authors' code) instead of normalised ones", False)
-    bn_train_mode: bool = _f("extract embeddings with BatchNorm in train mode (the authors' code)", False)
-    device: str = _f("torch device: auto, cpu, cuda or cuda:N (not part of the hash)", 'auto', hashed=False)
-
-PROFILES: dict[str, dict[str, Any]] = {
-    'paper': dict(embedding_dim=2, arch='resnet18', gemini_stream='conv', gemini_epochs=12,
-                  triplets_per_batch=64, gemini_lr=1e-3, beta=0.005, margin=3.0, epochs=50,
-                  batch_size=128, lr=0.1, weight_decay=1e-4, clip=0.1, raw_pixels=False, bn_train_mode=False),
-    # CPU-sized: a few seconds per digits run on one core
-    'quick': dict(embedding_dim=2, arch='small_cnn', gemini_stream='conv', gemini_epochs=6,
-                  triplets_per_batch=64, gemini_lr=1e-3, beta=0.005, margin=3.0, epochs=20,
-                  batch_size=128, lr=0.1, weight_decay=1e-4, clip=0.1, raw_pixels=False, bn_train_mode=False),
-}
+_RUN_FIELDS = [('dataset', 'str', _f("dataset: one of mnist, fashion_mnist, cifar10, digits, or an ImageFolder path")),
+               ('method', 'str', _f("method: gdml or a baseline (siamese, triplet, margin, multisim)")),
+               ('seed', 'int', _f("random seed of the run", 0)),
+               ('profile', 'str', _f(f"named profile the defaults come from: {', '.join(PROFILES)}", 'quick'))]
+# one field per protocol setting, typed by its value in the paper profile; device last and unhashed
+RunConfig = dataclasses.make_dataclass('RunConfig', [
+    *_RUN_FIELDS, *[(k, type(PROFILES['paper'][k]).__name__, _f(h)) for k, h in FIELDS.items()],
+    ('device', 'str', _f("torch device: auto, cpu, cuda or cuda:N (not part of the hash)", 'auto', hashed=False))],
+    frozen=True, namespace={'__module__': __name__})
+RunConfig.__doc__ = "Everything that decides one run: dataset, method, seed, profile and every setting of `gdml.protocol.FIELDS`."
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig))
 
 # %% ../nbs/07_experiment.ipynb #e7f3ff0e
 _KINDS = {f.name: f.type for f in dataclasses.fields(RunConfig)}
-_POSITIVE = ('embedding_dim', 'gemini_epochs', 'triplets_per_batch', 'gemini_lr', 'epochs', 'batch_size', 'lr', 'clip')
+_POSITIVE = ('embedding_dim', 'arch_width', 'gemini_width', 'gemini_hidden', 'gemini_epochs', 'triplets_per_batch',
+             'gemini_lr', 'epochs', 'batch_size', 'lr')
+_NON_NEGATIVE = ('gemini_momentum', 'gemini_weight_decay', 'gemini_clip', 'margin', 'momentum', 'weight_decay', 'clip',
+                 'plateau_patience')
+_CHOICES = dict(arch=ARCHS, gemini_stream=STREAMS, clip_mode=CLIP_MODES, extraction=EXTRACTIONS)
+_RANGES = dict(beta=(0, 1, '[0, 1]'), plateau_factor=(0, 1, '(0, 1)'), train_fraction=(0, 1, '(0, 1]'))
 
 def _one_of(name, value, allowed):
     if value not in allowed:
@@ -109,6 +94,18 @@ def _check_dataset(dataset: str) -> str:
     raise ConfigError(f"dataset {dataset!r} is not one of: {', '.join(DATASETS)} "
                       "(nor a folder with train/<class>/ and test/<class>/ images)")
 
+def _check_values(values: dict):
+    "Raise a one-line `ConfigError` for the first value outside its allowed set or range."
+    for k, allowed in _CHOICES.items(): _one_of(k, values[k], allowed)
+    for k in _POSITIVE:
+        if values[k] <= 0: raise ConfigError(f"{k} must be > 0, got {values[k]}")
+    for k in _NON_NEGATIVE:
+        if values[k] < 0: raise ConfigError(f"{k} must be >= 0, got {values[k]}")
+    if values['batch_size'] < 2: raise ConfigError(f"batch_size must be >= 2 (a batch needs two samples), got {values['batch_size']}")
+    bad = {'beta': not 0 <= values['beta'] <= 1, 'plateau_factor': not 0 < values['plateau_factor'] < 1,
+           'train_fraction': not 0 < values['train_fraction'] <= 1}
+    for k in (k for k, b in bad.items() if b): raise ConfigError(f"{k} must be in {_RANGES[k][2]}, got {values[k]}")
+
 def make_config(dataset: str = 'digits', method: str = 'gdml', seed: int = 0, profile: str = 'quick',
                 **overrides) -> RunConfig:
     "A checked `RunConfig`: the `profile`'s values, replaced by the `overrides` that are not None."
@@ -116,18 +113,12 @@ def make_config(dataset: str = 'digits', method: str = 'gdml', seed: int = 0, pr
     _one_of('method', method, METHODS)
     unknown = sorted(set(overrides) - set(CONFIG_FIELDS))
     if unknown: raise ConfigError(f"unknown parameter(s) {', '.join(unknown)}; allowed: {', '.join(CONFIG_FIELDS[4:])}")
-    values = dict(PROFILES[profile], device='auto')
+    values = dict(profile_values(profile, dataset, method), device='auto')
     values.update({k: v for k, v in overrides.items() if v is not None})
     values = {k: _coerce(k, v) for k, v in values.items()}
     seed = _coerce('seed', seed)
     if seed < 0: raise ConfigError(f"seed must be >= 0, got {seed}")
-    _one_of('arch', values['arch'], ARCHS)
-    _one_of('gemini_stream', values['gemini_stream'], STREAMS)
-    for k in _POSITIVE:
-        if values[k] <= 0: raise ConfigError(f"{k} must be > 0, got {values[k]}")
-    if values['weight_decay'] < 0: raise ConfigError(f"weight_decay must be >= 0, got {values['weight_decay']}")
-    if values['margin'] < 0: raise ConfigError(f"margin must be >= 0, got {values['margin']}")
-    if not 0 <= values['beta'] <= 1: raise ConfigError(f"beta must be in [0, 1], got {values['beta']}")
+    _check_values(values)
     dev = values['device']
     if not (dev in ('auto', 'cpu', 'cuda') or dev.startswith('cuda:') and dev[5:].isdigit()):
         raise ConfigError(f"device {dev!r} is not one of: auto, cpu, cuda, cuda:N")
@@ -167,6 +158,14 @@ def git_commit(path: str | os.PathLike | None = None) -> str:
         return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else 'unknown'
     except (OSError, subprocess.SubprocessError): return 'unknown'
 
+def source_hash() -> str:
+    "Short hash of gdml's exported source (every module but the symbol index), so that a changed default shows."
+    import gdml
+    h = hashlib.sha256()
+    for p in sorted(Path(gdml.__file__).parent.glob('*.py')):
+        if p.name != '_modidx.py': h.update(p.name.encode()); h.update(p.read_bytes())
+    return h.hexdigest()[:12]
+
 def versions() -> dict:
     "Versions of Python, torch, gdml and the libraries that shape the results."
     import torch, sklearn, gdml
@@ -197,50 +196,86 @@ class _Timer:
             def __exit__(self, *exc): timer.times[name] = round(time.perf_counter() - self.t0, 3)
         return _Phase()
 
-def _train(config: RunConfig, ds, device, timer: _Timer, progress: bool):
+def _train_kwargs(config: RunConfig) -> dict:
+    "The student's / baselines' protocol settings of `config`, as `fit_student` and `fit_baseline` take them."
+    return dict(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, momentum=config.momentum,
+                weight_decay=config.weight_decay, clip=config.clip, clip_mode=config.clip_mode,
+                plateau_factor=config.plateau_factor, plateau_patience=config.plateau_patience,
+                train_fraction=config.train_fraction, raw_pixels=config.raw_pixels)
+
+def _gemini_kwargs(config: RunConfig) -> dict:
+    "GEMINI's settings of `config`, as `fit_gemini` takes them."
+    return dict(embedding_dim=config.embedding_dim, stream=config.gemini_stream, width=config.gemini_width,
+                hidden=config.gemini_hidden, epochs=config.gemini_epochs, triplets_per_batch=config.triplets_per_batch,
+                reuse_triplets=config.reuse_triplets, lr=config.gemini_lr, momentum=config.gemini_momentum,
+                weight_decay=config.gemini_weight_decay, clip=config.gemini_clip, clip_mode=config.clip_mode,
+                beta=config.beta, margin=config.margin, raw_pixels=config.raw_pixels,
+                bn_train_mode=config.extraction != 'eval')
+
+ZHAT_CACHE = '.zhat-cache'
+
+def gemini_key(config: RunConfig, device) -> str:
+    "Hash of what decides Z-hat: the dataset, the seed, GEMINI's settings, the device type and gdml's source."
+    import torch
+    what = dict(_gemini_kwargs(config), dataset=config.dataset, seed=config.seed, device=torch.device(device).type,
+                source=source_hash())
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+
+def _z_hat(config: RunConfig, ds, common: dict, timer: _Timer, cache_dir) -> tuple:
+    "Algorithm 1's Z-hat, from `cache_dir` when a run with the same GEMINI made it already; (z_hat, from_cache)."
+    import torch
+    from gdml.gemini import fit_gemini
+    path = Path(cache_dir)/f"zhat-{gemini_key(config, common['device'])}.npz" if cache_dir else None
+    if path is not None and path.exists():
+        try:
+            with np.load(path) as z: timer.times['gemini'] = float(z['seconds']); return torch.from_numpy(z['z_hat']), True
+        except (OSError, ValueError, KeyError): pass   # unreadable: train again and replace it
+    with timer('gemini'): _, z_hat = fit_gemini(ds.x_train, ds.y_train, **_gemini_kwargs(config), **common)
+    if path is not None:
+        buf = io.BytesIO(); np.savez(buf, z_hat=z_hat.numpy(), seconds=timer.times['gemini'])
+        atomic_write(path, buf.getvalue())
+    return z_hat, False
+
+def _train(config: RunConfig, ds, device, timer: _Timer, progress: bool, cache_dir=None):
     from gdml.distill import make_student, fit_student
     from gdml.baselines import fit_baseline
-    from gdml.gemini import fit_gemini
     common = dict(mean=ds.mean, std=ds.std, device=device, seed=config.seed, progress=progress)
-    model = make_student(config.arch, in_channels=ds.in_channels, embedding_dim=config.embedding_dim)
-    train = dict(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
-                 weight_decay=config.weight_decay, clip=config.clip)
+    model = make_student(config.arch, in_channels=ds.in_channels, embedding_dim=config.embedding_dim,
+                         width=config.arch_width)
+    model.zhat_from_cache = None
     if config.method == 'gdml':
-        with timer('gemini'):
-            _, z_hat = fit_gemini(ds.x_train, ds.y_train, embedding_dim=config.embedding_dim,
-                                  stream=config.gemini_stream, epochs=config.gemini_epochs,
-                                  triplets_per_batch=config.triplets_per_batch, lr=config.gemini_lr,
-                                  beta=config.beta, margin=config.margin, raw_pixels=config.raw_pixels,
-                                  bn_train_mode=config.bn_train_mode, **common)
-        with timer('student'):
-            model = fit_student(model, ds.x_train, z_hat, raw_pixels=config.raw_pixels, **train, **common)
+        z_hat, cached = _z_hat(config, ds, common, timer, cache_dir)
+        with timer('student'): model = fit_student(model, ds.x_train, z_hat, **_train_kwargs(config), **common)
+        model.zhat_from_cache = cached
     else:
         with timer('baseline'):
-            model = fit_baseline(config.method, model, ds.x_train, ds.y_train, raw_pixels=config.raw_pixels,
-                                 **train, **common)
+            model = fit_baseline(config.method, model, ds.x_train, ds.y_train, **_train_kwargs(config), **common)
     return model
 
-def run_experiment(config: RunConfig, *, progress: bool = False) -> dict:
-    "Train and evaluate `config`; the run's record (metrics, configuration, provenance, timings, arrays)."
+def run_experiment(config: RunConfig, *, progress: bool = False, cache_dir: str | os.PathLike | None = None) -> dict:
+    """Train and evaluate `config`; the run's record (metrics, configuration, provenance, timings, arrays).
+    With `cache_dir`, G-DML reuses a Z-hat that a run with the same GEMINI settings, data, seed, device type
+    and source already made (the record says so in `zhat_from_cache`; its GEMINI time is the original's)."""
     from gdml.data import load_dataset
-    from gdml.distill import embed
+    from gdml.distill import embed, extraction_kwargs
     from gdml.engine import get_device, seed_everything
     from gdml.metrics import evaluate
     t0, timer = time.perf_counter(), _Timer()
     device = get_device(config.device)
     seed_everything(config.seed)
     with timer('data'): ds = load_dataset(config.dataset)
-    model = _train(config, ds, device, timer, progress)
+    model = _train(config, ds, device, timer, progress, cache_dir)
     with timer('evaluation'):
-        kw = dict(mean=ds.mean, std=ds.std, raw_pixels=config.raw_pixels, bn_train_mode=config.bn_train_mode,
-                  device=device)
-        train_emb, test_emb = embed(model, ds.x_train, **kw), embed(model, ds.x_test, **kw)
+        train_emb, test_emb = (embed(model, x, mean=ds.mean, std=ds.std, device=device,
+                                     **extraction_kwargs(config.extraction, config.raw_pixels, len(x)))
+                               for x in (ds.x_train, ds.x_test))
         metrics = evaluate(train_emb, ds.y_train, test_emb, ds.y_test, seed=config.seed)
     timer.times['total'] = round(time.perf_counter() - t0, 3)
     return dict(run_id=uuid.uuid4().hex, dataset=dataset_slug(config.dataset), method=config.method,
                 seed=config.seed, profile=config.profile, config_hash=config_hash(config),
                 config=config_dict(config), metrics={k: float(v) for k, v in metrics.items()},
                 timings=timer.times, versions=versions(), device=device_info(device), git_commit=git_commit(),
+                source_hash=source_hash(), val_loss=getattr(model, 'val_loss', None), zhat_from_cache=model.zhat_from_cache,
                 classes=list(ds.classes), n_train=len(ds.y_train), n_test=len(ds.y_test),
                 finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
                 arrays=dict(test_embeddings=test_emb.numpy().astype(np.float32), test_labels=ds.y_test.numpy()))
@@ -280,8 +315,8 @@ def load_record(path: str | os.PathLike, arrays: bool = False) -> dict:
     return rec
 
 def has_record(config: RunConfig, out_dir: str | os.PathLike) -> bool:
-    "Whether `config` has a finished, readable record under `out_dir`."
-    try: load_record(run_dir(config, out_dir)); return True
+    "Whether `config` has a finished, readable record under `out_dir` made by the current source (else it is stale)."
+    try: return load_record(run_dir(config, out_dir)).get('source_hash') == source_hash()
     except (OSError, ValueError): return False
 
 def load_records(out_dir: str | os.PathLike, profile: str | None = None) -> list[dict]:
@@ -319,8 +354,9 @@ def _is_kernel_start_error(e: BaseException) -> bool:
 
 def execute_run(config: RunConfig, out_dir: str | os.PathLike, *, force: bool = False, notebook=None,
                 kernel_name: str = 'python3', retries: int = 4, stagger: float = 1.0,
-                execution_timeout: float | None = None) -> dict:
-    """Run `config` through the `run` notebook unless it has a record; a status dict:
+                execution_timeout: float | None = None, zhat_cache: bool = True) -> dict:
+    """Run `config` through the `run` notebook unless it has a record (sharing Z-hat between runs of one
+    `out_dir` through its `.zhat-cache` folder unless not `zhat_cache`); a status dict:
     `status` ('done', 'skipped' or 'failed'), `dir`, `notebook` and, for a failure, `error`."""
     import papermill
     d = run_dir(config, out_dir); out_nb = d/NOTEBOOK
@@ -329,7 +365,8 @@ def execute_run(config: RunConfig, out_dir: str | os.PathLike, *, force: bool = 
     if not force and has_record(config, out_dir): return dict(status, status='skipped')
     d.mkdir(parents=True, exist_ok=True)
     for p in d.glob('.*.tmp'): p.unlink(missing_ok=True)   # leftovers of a killed attempt
-    params = notebook_parameters(config, out_dir, force=True)
+    params = notebook_parameters(config, out_dir, force=True,
+                                 zhat_cache=str(Path(out_dir).resolve()/ZHAT_CACHE) if zhat_cache else None)
     for attempt in range(retries + 1):
         time.sleep(random.uniform(0, stagger * 2**attempt))   # spread out simultaneous kernel starts
         try:

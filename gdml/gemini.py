@@ -9,24 +9,36 @@ from typing import Callable
 import torch
 from torch import nn
 
+import math
+
+from .protocol import DEFAULTS, GEMINI_STREAMS
 from .engine import (get_device, seed_everything, to_model_input, make_sgd, train_epochs,
                          channel_stats, flush_denormals, autocast)
 from .sampler import ClassPairTripletSampler
 from .losses import gemini_loss, constraint_loss
 
 # %% auto #0
-__all__ = ['STREAMS', 'conv_stream', 'mlp_stream', 'Gemini', 'gemini_step', 'embed_by_class', 'fit_gemini']
+__all__ = ['STREAMS', 'STREAM_KINDS', 'D', 'conv_stream', 'authors_stream', 'mlp_stream', 'relu_head', 'authors_head', 'Gemini',
+           'gemini_step', 'embed_by_class', 'fit_gemini']
 
 # %% ../nbs/03_gemini.ipynb #ba53651a
-STREAMS = ('conv', 'mlp')
+STREAMS = GEMINI_STREAMS
 
-def conv_stream(in_channels: int, width: int = 32) -> nn.Sequential:
-    "The default local stream f_k for images: two conv-BN-ReLU blocks, pooled to 4x4, flattened."
+def conv_stream(in_channels: int, width: int = DEFAULTS['gemini_width']) -> nn.Sequential:
+    "The default local stream f_k for images: two 3x3 conv-BN-ReLU blocks, pooled to 4x4, flattened."
     return nn.Sequential(
         nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
         nn.MaxPool2d(2, ceil_mode=True),
         nn.Conv2d(width, 2 * width, 3, padding=1, bias=False), nn.BatchNorm2d(2 * width), nn.ReLU(inplace=True),
         nn.AdaptiveAvgPool2d(4), nn.Flatten())
+
+def authors_stream(in_channels: int, width: int = 32, image_size: int = 28) -> nn.Sequential:
+    """The authors' stream f_k: 5x5 conv-PReLU-maxpool twice, no BatchNorm, flattened (1024 features at
+    28 px, 1600 at 32 px). Images under 16 px (sklearn's digits) get zero padding, which two unpadded
+    5x5 convolutions would not fit."""
+    pad = 0 if image_size >= 16 else 2
+    return nn.Sequential(nn.Conv2d(in_channels, width, 5, padding=pad), nn.PReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(width, 2 * width, 5, padding=pad), nn.PReLU(), nn.MaxPool2d(2), nn.Flatten())
 
 def mlp_stream(in_features: int, hidden: int = 256) -> nn.Sequential:
     "A local stream f_k for vector data (N, F): Linear-BN-ReLU twice."
@@ -34,21 +46,47 @@ def mlp_stream(in_features: int, hidden: int = 256) -> nn.Sequential:
                          nn.ReLU(inplace=True), nn.Linear(hidden, hidden, bias=False), nn.BatchNorm1d(hidden),
                          nn.ReLU(inplace=True))
 
+def relu_head(in_features: int, hidden: int, out: int) -> nn.Sequential:
+    "gdml's global component g: Linear-ReLU-Linear."
+    return nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out))
+
+def authors_head(in_features: int, hidden: int, out: int) -> nn.Sequential:
+    "The authors' global component g: Linear-PReLU-Linear-PReLU-Linear (1024/1600-256-256-2)."
+    return nn.Sequential(nn.Linear(in_features, hidden), nn.PReLU(), nn.Linear(hidden, hidden), nn.PReLU(),
+                         nn.Linear(hidden, out))
+
+# stream kind -> (f_k builder from (sample shape, width, hidden), g builder)
+STREAM_KINDS = {
+    'conv': (lambda shape, width, hidden: conv_stream(shape[0], width), relu_head),
+    'mlp': (lambda shape, width, hidden: mlp_stream(math.prod(shape), 2 * hidden), relu_head),
+    'authors': (lambda shape, width, hidden: authors_stream(shape[0], width, min(shape[1:])), authors_head),
+}
+
 # %% ../nbs/03_gemini.ipynb #d428756f
+def _sample_shape(in_shape, stream: str) -> tuple[int, ...]:
+    "The shape of one input sample: `in_shape` itself, or for an int the channels (conv) / features (mlp)."
+    if isinstance(in_shape, int):
+        if stream == 'authors': raise ValueError("stream 'authors' needs the sample shape (C, H, W), got an int")
+        return (in_shape, 16, 16) if stream == 'conv' else (in_shape,)
+    return tuple(int(s) for s in in_shape)
+
 class Gemini(nn.Module):
     """GEMINI: `streams[k]` is the local stream f_k of class k, `g` the global MLP shared by all classes.
-    `local(x, k)` = f_k(x) flattened; `forward(x, k)` = g(f_k(x)). For `stream='mlp'`, `in_channels`
-    is the number of input features."""
-    def __init__(self, n_classes: int, in_channels: int, embedding_dim: int = 2, stream: str = 'conv',
-                 width: int = 32, hidden: int = 128):
+    `local(x, k)` = f_k(x) flattened; `forward(x, k)` = g(f_k(x)). `in_shape` is one sample's shape
+    (C, H, W) (for 'conv' the channels suffice, for 'mlp' the number of features)."""
+    def __init__(self, n_classes: int, in_shape: int | tuple, embedding_dim: int = DEFAULTS['embedding_dim'],
+                 stream: str = DEFAULTS['gemini_stream'], width: int = DEFAULTS['gemini_width'],
+                 hidden: int = DEFAULTS['gemini_hidden']):
         super().__init__()
         if stream not in STREAMS: raise ValueError(f"stream must be one of {STREAMS}, got {stream!r}")
         if n_classes < 2: raise ValueError(f"GEMINI needs n_classes >= 2, got {n_classes}")
         if embedding_dim < 1: raise ValueError(f"embedding_dim must be >= 1, got {embedding_dim}")
-        make = (lambda: conv_stream(in_channels, width)) if stream == 'conv' else (lambda: mlp_stream(in_channels, 2 * hidden))
-        self.streams = nn.ModuleList([make() for _ in range(n_classes)])
-        local_dim = 2 * width * 16 if stream == 'conv' else 2 * hidden
-        self.g = nn.Sequential(nn.Linear(local_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, embedding_dim))
+        shape, (make_stream, make_head) = _sample_shape(in_shape, stream), STREAM_KINDS[stream]
+        self.streams = nn.ModuleList([make_stream(shape, width, hidden) for _ in range(n_classes)])
+        with torch.no_grad():   # the width of f_k's output, from one zero sample
+            local_dim = self.streams[0].eval()(torch.zeros(1, *shape)).flatten(1).shape[1]
+        self.streams[0].train()
+        self.g = make_head(local_dim, hidden, embedding_dim)
         self.n_classes, self.embedding_dim, self.stream = n_classes, embedding_dim, stream
 
     def local(self, x: torch.Tensor, k: int) -> torch.Tensor:
@@ -104,11 +142,15 @@ def _constraint_points(constraints, k, l, neg_idx, device):
     if callable(constraints): return torch.as_tensor(constraints(k, l, neg_idx)).to(device)
     return constraints[l].to(device)
 
-def fit_gemini(x, y, *, mean=None, std=None, embedding_dim: int = 2, stream: str = 'conv', epochs: int = 12,
-               triplets_per_batch: int = 64, lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 1e-4,
-               clip: float | None = None, beta: float = 0.005, margin: float = 3.0, raw_pixels: bool = False,
-               bn_train_mode: bool = False, constraints=None, batches_per_pair: int = 1, device='auto',
-               seed: int = 0, progress: bool = True) -> tuple[Gemini, torch.Tensor]:
+D = DEFAULTS
+def fit_gemini(x, y, *, mean=None, std=None, embedding_dim: int = D['embedding_dim'], stream: str = D['gemini_stream'],
+               width: int = D['gemini_width'], hidden: int = D['gemini_hidden'], epochs: int = D['gemini_epochs'],
+               triplets_per_batch: int = D['triplets_per_batch'], reuse_triplets: bool = D['reuse_triplets'],
+               lr: float = D['gemini_lr'], momentum: float = D['gemini_momentum'],
+               weight_decay: float = D['gemini_weight_decay'], clip: float | None = D['gemini_clip'],
+               clip_mode: str = D['clip_mode'], beta: float = D['beta'], margin: float = D['margin'],
+               raw_pixels: bool = D['raw_pixels'], bn_train_mode: bool = False, constraints=None,
+               batches_per_pair: int = 1, device='auto', seed: int = 0, progress: bool = True) -> tuple[Gemini, torch.Tensor]:
     """Algorithm 1: train GEMINI on class-pair triplets of (x, y) with Eq. 5 (or Eq. 6 given
     `constraints`); returns (model, z_hat), z_hat the train set in the reduced hypothesis space."""
     device = get_device(device)
@@ -122,11 +164,11 @@ def fit_gemini(x, y, *, mean=None, std=None, embedding_dim: int = 2, stream: str
         if constraints.shape != (c, embedding_dim):
             raise ValueError(f"constraints must be a ({c}, {embedding_dim}) tensor (one point per class) or a "
                              f"callable(k, l, negatives), got shape {tuple(constraints.shape)}")
-    in_channels = x.shape[1]
-    model = Gemini(c, in_channels if stream == 'conv' else x[0].numel(), embedding_dim, stream).to(device)
-    if device.type == 'cuda' and stream == 'conv': model = model.to(memory_format=torch.channels_last)
+    model = Gemini(c, tuple(x.shape[1:]), embedding_dim, stream, width, hidden).to(device)
+    if device.type == 'cuda' and x.ndim == 4: model = model.to(memory_format=torch.channels_last)
     xd, mean_d, std_d = x.to(device), *(t.to(device) if t is not None else None for t in (mean, std))
-    sampler = ClassPairTripletSampler(y, triplets_per_batch, seed=int(g.initial_seed()), batches_per_pair=batches_per_pair)
+    sampler = ClassPairTripletSampler(y, triplets_per_batch, seed=int(g.initial_seed()), batches_per_pair=batches_per_pair,
+                                      reuse=reuse_triplets)
     opt = make_sgd(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, device=device)
 
     def batches(epoch):
@@ -141,7 +183,7 @@ def fit_gemini(x, y, *, mean=None, std=None, embedding_dim: int = 2, stream: str
         xn = None if pts is not None else to_model_input(xd[n.to(device)], mean_d, std_d, raw_pixels)
         return gemini_step(model, xa, xp, xn, k, l, beta, margin, pts)
 
-    model.history = train_epochs(model, opt, epochs, batches, step, clip=clip, device=device,
+    model.history = train_epochs(model, opt, epochs, batches, step, clip=clip, clip_mode=clip_mode, device=device,
                                  progress=progress, desc='GEMINI')
     z_hat = embed_by_class(model, x, y, mean=mean, std=std, raw_pixels=raw_pixels,
                            bn_train_mode=bn_train_mode, device=device)

@@ -17,8 +17,11 @@ class ClassPairTripletSampler:
     `anchors`/`positives` index samples of class k (anchor != positive element by element) and
     `negatives` samples of class l, all as int64 tensors into `labels`. One epoch (one iteration)
     visits all c(c-1) ordered pairs (`batches_per_pair` times each) in a shuffled order; the
-    same `seed` gives the same batches, and each new iteration (epoch) draws new ones."""
-    def __init__(self, labels, triplets_per_batch: int = 64, seed: int = 0, batches_per_pair: int = 1):
+    same `seed` gives the same batches, and each new iteration (epoch) draws new ones, unless `reuse`:
+    then the triplets are drawn once, anchors and positives without replacement where the class is
+    large enough, and every epoch replays them (Algorithm 1, line 1, and the authors' code)."""
+    def __init__(self, labels, triplets_per_batch: int = 64, seed: int = 0, batches_per_pair: int = 1,
+                 reuse: bool = False):
         labels = torch.as_tensor(np.asarray(labels)).long().flatten()
         if triplets_per_batch < 1: raise ValueError(f"triplets_per_batch must be >= 1, got {triplets_per_batch}")
         if batches_per_pair < 1: raise ValueError(f"batches_per_pair must be >= 1, got {batches_per_pair}")
@@ -33,7 +36,7 @@ class ClassPairTripletSampler:
         self.order, self.counts = order, counts
         self.starts = torch.cumsum(counts, 0) - counts
         self.labels, self.n = labels, int(triplets_per_batch)
-        self.batches_per_pair, self.seed, self.epoch = int(batches_per_pair), int(seed), 0
+        self.batches_per_pair, self.seed, self.epoch, self.reuse = int(batches_per_pair), int(seed), 0, bool(reuse)
         c = len(self.classes)
         k, l = torch.meshgrid(torch.arange(c), torch.arange(c), indexing='ij')
         off = k != l
@@ -49,16 +52,26 @@ class ClassPairTripletSampler:
         "Positions (0..count-1) of `n` random members of class position `cls`, with replacement."
         return torch.randint(int(self.counts[cls]), (n,), generator=g)
 
+    def _anchors_positives(self, cls: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        "Anchor and positive positions in class `cls`, different element by element."
+        count = int(self.counts[cls])
+        if self.reuse and count >= 2 * self.n:   # the authors' draw: 2n distinct members
+            both = torch.randperm(count, generator=g)[:2 * self.n]
+            return both[:self.n], both[self.n:]
+        a = self._draw(cls, self.n, g)
+        # a uniform non-zero shift makes the positive a different member of class k
+        return a, (a + 1 + torch.randint(count - 1, (self.n,), generator=g)) % count
+
     def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        epoch = 0 if self.reuse else self.epoch   # reused triplets: every epoch replays epoch 0's draw
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         self.epoch += 1
         pairs = self.pairs.repeat(self.batches_per_pair, 1)
         pairs = pairs[torch.randperm(len(pairs), generator=g)]
         for ki, li in pairs.tolist():
-            a = self._draw(ki, self.n, g)
-            # a uniform non-zero shift makes the positive a different member of class k
-            p = (a + 1 + torch.randint(int(self.counts[ki]) - 1, (self.n,), generator=g)) % self.counts[ki]
-            neg = self._draw(li, self.n, g)
+            a, p = self._anchors_positives(ki, g)
+            neg = (torch.randperm(int(self.counts[li]), generator=g)[:self.n] if self.reuse and self.counts[li] >= self.n
+                   else self._draw(li, self.n, g))
             sk, sl = self.starts[ki], self.starts[li]
             yield (int(self.classes[ki]), int(self.classes[li]),
                    self.order[sk + a], self.order[sk + p], self.order[sl + neg])

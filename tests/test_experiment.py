@@ -7,7 +7,7 @@ import pytest
 
 from gdml.experiment import (CONFIG_FIELDS, RESULT, ARRAYS, NOTEBOOK, FAILURE, ConfigError, config_hash,
                              execute_run, has_record, load_record, make_config, run_dir, run_notebook_path,
-                             write_record, atomic_write)
+                             write_record, atomic_write, source_hash)
 
 TINY = dict(gemini_epochs=1, epochs=1, device='cpu')
 
@@ -42,7 +42,7 @@ def test_hash_names_the_folder():
 def test_run_notebook_parameters_match_the_config():
     import papermill
     params = papermill.inspect_notebook(str(run_notebook_path()))
-    assert set(params) == set(CONFIG_FIELDS) | {'out_dir', 'force', 'torch_threads'}
+    assert set(params) == set(CONFIG_FIELDS) | {'out_dir', 'force', 'torch_threads', 'zhat_cache'}
     assert all(p['help'] for p in params.values())           # every parameter is commented
     assert params['epochs']['default'] == 'None' and params['dataset']['default'] == "'digits'"
 
@@ -55,7 +55,7 @@ def test_execute_run_writes_a_full_record_then_skips(tmp_path):
     assert sorted(p.name for p in d.iterdir()) == sorted([RESULT, ARRAYS, NOTEBOOK])
     rec = load_record(d, arrays=True)
     assert rec['config'] == {**config.__dict__} and rec['seed'] == 1 and rec['config_hash'] == config_hash(config)
-    assert set(rec['metrics']) == {'recall_at_1', 'f1', 'nmi', 'r_precision', 'map_at_r'}
+    assert set(rec['metrics']) == {'recall_at_1', 'f1', 'nmi', 'r_precision', 'map_at_r', 'recall_macro'}
     assert all(0 <= v <= 100 for v in rec['metrics'].values())
     assert set(rec['timings']) >= {'baseline', 'evaluation', 'total'}
     assert rec['versions']['python_executable'] == sys.executable   # the kernel is this environment's python
@@ -84,7 +84,7 @@ def test_a_failed_run_leaves_its_notebook_and_no_record(tmp_path):
 
 def test_record_writes_are_atomic(tmp_path, monkeypatch):
     config = make_config(**TINY)
-    record = dict(config=config.__dict__, metrics={}, arrays=dict(test_embeddings=np.zeros((2, 2)), test_labels=np.zeros(2)))
+    record = dict(config=config.__dict__, metrics={}, source_hash=source_hash(), arrays=dict(test_embeddings=np.zeros((2, 2)), test_labels=np.zeros(2)))
     real_replace = os.replace
     def fail_on_result(src, dst):
         if Path(dst).name == RESULT: raise OSError('disk full')
@@ -96,3 +96,18 @@ def test_record_writes_are_atomic(tmp_path, monkeypatch):
     monkeypatch.setattr(os, 'replace', real_replace)
     write_record(record, tmp_path)
     assert has_record(config, tmp_path)
+
+
+def test_scaling_notebook_runs_a_tiny_grid(tmp_path):
+    "The scaling study end to end on digits: sweep, FLOP counts, the gap table and its verdict line."
+    import papermill
+    nb = run_notebook_path().parent/'scaling.ipynb'
+    out = tmp_path/'scaling.ipynb'
+    papermill.execute_notebook(str(nb), str(out), parameters=dict(
+        dataset='digits', profile='quick', widths=[4, 8], epoch_budgets=[1], seeds=1, gemini_epochs=1, workers=1,
+        out_dir=str(tmp_path/'runs')), kernel_name='python3', progress_bar=False, cwd=str(tmp_path))
+    text = out.read_text()
+    assert 'the gap' in text and 'points per 10x compute' in text
+    recs = [json.loads(p.read_text()) for p in (tmp_path/'runs').glob('**/result.json')]
+    assert len(recs) == 4 and {r['method'] for r in recs} == {'gdml', 'margin'}
+    assert sorted(r.get('zhat_from_cache') for r in recs if r['method'] == 'gdml') == [False, True]   # GEMINI trained once

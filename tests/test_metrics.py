@@ -8,7 +8,7 @@ import torch
 from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 from sklearn.metrics import f1_score
 
-from gdml.metrics import (METRICS, RANKINGS, _sq_dists, _top_r, brute_force_metrics, evaluate, kmeans_clusters,
+from gdml.metrics import (METRICS, EXTRA_METRICS, RANKINGS, _sq_dists, _top_r, brute_force_metrics, evaluate, kmeans_clusters,
                           nn_predictions, pml_ranking_metrics, ranking_metrics, summarise)
 
 
@@ -183,11 +183,11 @@ def test_evaluate_outputs_percent_and_accepts_torch():
     tr, ytr, te, yte = blob_data(1)
     a = evaluate(torch.tensor(tr, dtype=torch.float32), torch.tensor(ytr), torch.tensor(te, dtype=torch.float32), torch.tensor(yte))
     b = evaluate(tr.astype(np.float32), ytr, te.astype(np.float32), yte)
-    assert tuple(a) == METRICS and a == b
+    assert tuple(a) == METRICS + EXTRA_METRICS and a == b
     assert all(isinstance(v, float) and 0 <= v <= 100 for v in a.values())
     for ranking in RANKINGS:
         perfect = evaluate(np.eye(4)[ytr] * 5, ytr, np.eye(4)[yte] * 5, yte, ranking=ranking)
-        assert perfect == {k: 100.0 for k in METRICS}
+        assert perfect == {k: 100.0 for k in METRICS + EXTRA_METRICS}
 
 
 def test_nmi_is_deterministic_per_seed():
@@ -229,3 +229,11 @@ def test_summarise_without_dataset_and_errors():
         summarise([])
     with pytest.raises(ValueError, match="'method'"):
         summarise([dict(f1=1.)])
+
+
+def test_macro_recall_is_the_authors_recall_not_recall_at_1():
+    "On an imbalanced test set the authors' macro recall and Recall@1 differ: 90 of 90 vs 0 of 10 recalled."
+    tr, ytr = np.array([[0., 0.], [0., 1.], [10., 0.], [10., 1.]]), np.array([0, 0, 1, 1])
+    te, yte = np.zeros((100, 2)) + np.linspace(0, 0.5, 100)[:, None], np.array([0] * 90 + [1] * 10)
+    res = evaluate(tr, ytr, te, yte)
+    assert res['recall_at_1'] == pytest.approx(90.0) and res['recall_macro'] == pytest.approx(50.0)
