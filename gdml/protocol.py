@@ -51,7 +51,7 @@ FIELDS: dict[str, str] = dict(
 PAPER: dict[str, Any] = dict(
     embedding_dim=2, arch='resnet18', arch_width=16,
     gemini_stream='conv', gemini_width=32, gemini_hidden=128, gemini_epochs=12, triplets_per_batch=64,
-    reuse_triplets=False, gemini_lr=1e-3, gemini_momentum=0.9, gemini_weight_decay=1e-4, gemini_clip=0.0,
+    reuse_triplets=True, gemini_lr=1e-3, gemini_momentum=0.9, gemini_weight_decay=1e-4, gemini_clip=0.0,
     beta=0.005, margin=3.0,
     epochs=50, batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4, clip=0.1, clip_mode='value',
     plateau_factor=0.5, plateau_patience=2, train_fraction=1.0, raw_pixels=False, extraction='eval')
@@ -102,11 +102,11 @@ SOURCES: dict[str, tuple[str, str]] = dict(   # field: (source of the paper prof
     gemini_hidden=(_GDML, "MyModel_*.py: 256"),
     gemini_epochs=(_PAPER_TEXT + ": 10-15", "MyModel_*.py: 10 / 10 / 12"),
     triplets_per_batch=(_PAPER_TEXT + ": 32-64", "MyModel_*.py: 32 / 64 / 64"),
-    reuse_triplets=(_GDML + "; measured, below", "MyModel_*.py: drawn once (also Algorithm 1, line 1)"),
+    reuse_triplets=("Algorithm 1, line 1 (drawn once); measured, below", "MyModel_*.py: drawn once"),
     gemini_lr=(_PAPER_TEXT, "MyModel_*.py"),
     gemini_momentum=(_GDML + "; measured, below", "MyModel_*.py: SGD without momentum"),
     gemini_weight_decay=(_PAPER_TEXT + " (all networks)", "MyModel_*.py: none for GEMINI"),
-    gemini_clip=("gdml: clipping stalls GEMINI at lr 1e-3 (03_gemini)", "MyModel_*.py: none for GEMINI"),
+    gemini_clip=("authors' code (the text clips all networks; by value it measured the same, below; by norm it stalls GEMINI)", "MyModel_*.py: none for GEMINI"),
     beta=("paper, section 3 (~0.005)", "MyModel_*.py: 0.005 / 0.005 / 0.003"),
     margin=(_PAPER_TEXT, "MyModel_*.py"),
     epochs=("authors' code (the paper is silent)", "MyModel_*.py"),

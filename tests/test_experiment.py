@@ -111,3 +111,23 @@ def test_scaling_notebook_runs_a_tiny_grid(tmp_path):
     recs = [json.loads(p.read_text()) for p in (tmp_path/'runs').glob('**/result.json')]
     assert len(recs) == 4 and {r['method'] for r in recs} == {'gdml', 'margin'}
     assert sorted(r.get('zhat_from_cache') for r in recs if r['method'] == 'gdml') == [False, True]   # GEMINI trained once
+
+
+PROFILE_DATA = [('digits', dict(gemini_epochs=1, epochs=1)),
+                ('fashion_mnist', dict(gemini_epochs=1, epochs=1, arch='small_cnn'))]
+
+
+@pytest.mark.parametrize('profile', ['paper', 'authors'])
+@pytest.mark.parametrize('dataset, sizes', PROFILE_DATA, ids=[d for d, _ in PROFILE_DATA])
+def test_both_protocols_run_through_the_cli(tmp_path, profile, dataset, sizes):
+    "`gdml run --profile paper|authors` on digits and Fashion-MNIST (epochs cut to 1 so that it fits a test)."
+    if dataset != 'digits' and not os.environ.get('GDML_DATA'): pytest.skip('GDML_DATA is not set')
+    from gdml.cli import main
+    args = ['run', '--dataset', dataset, '--profile', profile, '--out', str(tmp_path), '--device', 'cpu', '--in-process']
+    for k, v in sizes.items(): args += [f"--{k.replace('_', '-')}", str(v)]
+    assert main(args) in (0, None)
+    rec = json.loads(next(tmp_path.glob('**/result.json')).read_text())
+    want = make_config(dataset, 'gdml', 0, profile, **sizes)
+    assert rec['config'] == {**want.__dict__, 'device': 'cpu'} and rec['profile'] == profile
+    assert 0 <= rec['metrics']['recall_macro'] <= 100
+    if profile == 'authors': assert rec['val_loss'] is not None       # the authors' 90/10 split held out 10%
