@@ -19,8 +19,9 @@ from threadpoolctl import threadpool_limits
 from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 
 # %% auto #0
-__all__ = ['METRICS', 'EXTRA_METRICS', 'RANKINGS', 'check_embeddings', 'nn_predictions', 'ranking_metrics', 'pml_ranking_metrics',
-           'kmeans_clusters', 'evaluate', 'brute_force_metrics', 'summarise']
+__all__ = ['METRICS', 'EXTRA_METRICS', 'RANKINGS', 'LOO_METRICS', 'check_embeddings', 'nn_predictions', 'ranking_metrics',
+           'pml_ranking_metrics', 'kmeans_clusters', 'evaluate', 'brute_force_metrics', 'summarise', 'knn_distance',
+           'ood_auroc', 'compactness', 'leave_one_out_metrics']
 
 # %% ../nbs/06_metrics.ipynb #1e91db0f
 METRICS = ('recall_at_1', 'f1', 'nmi', 'r_precision', 'map_at_r')
@@ -225,3 +226,106 @@ def summarise(runs: Iterable[Mapping], *, metrics: Iterable[str] | None = None) 
     tq = stats.t.ppf(0.975, np.maximum(out['n'] - 1, 1))
     out['ci95'] = np.where(out['n'] >= 2, tq * out['sd'] / np.sqrt(out['n']), np.nan)
     return out[keys + ['metric', 'mean', 'ci95', 'n']].reset_index(drop=True)
+
+# %% ../nbs/06_metrics.ipynb #2d61aa09
+from scipy.spatial.distance import cdist
+from sklearn.metrics import roc_auc_score, roc_curve, silhouette_score
+from sklearn.neighbors import NearestNeighbors
+
+# %% ../nbs/06_metrics.ipynb #dc2ea66f
+def _check_matrix(x, name: str) -> np.ndarray:
+    "Validated float64 embeddings (N, D) that come without labels."
+    x = _to_numpy(x, name)
+    return check_embeddings(x, np.zeros(x.shape[0] if x.ndim else 0), name)[0]
+
+def knn_distance(train_emb, emb, k: int = 1) -> np.ndarray:
+    "Euclidean distance of each row of `emb` to its `k`-th nearest row of `train_emb` (sklearn `NearestNeighbors`: a k-d tree in low dimension)."
+    return NearestNeighbors(n_neighbors=k).fit(train_emb).kneighbors(emb)[0][:, k - 1]
+
+def ood_auroc(train_emb, id_emb, ood_emb, k: int = 1) -> dict[str, float]:
+    """OOD detection by the distance to the `k`-th nearest train embedding, in percent: `{'auroc', 'fpr_at_95_tpr'}`.
+
+    OOD is the positive class. `auroc`: sklearn's `roc_auc_score` of that score; `fpr_at_95_tpr`:
+    the share of `id_emb` rows scored OOD at the highest threshold that flags >= 95% of `ood_emb`
+    rows. Accepts numpy arrays or torch tensors of one dimension D."""
+    tr, idm, ood = (_check_matrix(e, n) for e, n in ((train_emb, 'train_emb'), (id_emb, 'id_emb'), (ood_emb, 'ood_emb')))
+    for e, n in ((idm, 'id_emb'), (ood, 'ood_emb')):
+        if e.shape[1] != tr.shape[1]: raise ValueError(f"{n} has dim {e.shape[1]} but train_emb has dim {tr.shape[1]}; they must match")
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or not 1 <= k <= len(tr):
+        raise ValueError(f"k={k!r} must be an integer in 1..{len(tr)} (the number of train embeddings)")
+    score = np.concatenate([knn_distance(tr, idm, int(k)), knn_distance(tr, ood, int(k))])
+    is_ood = np.r_[np.zeros(len(idm)), np.ones(len(ood))]
+    # every threshold kept: dropping "collinear" ROC points could skip the first one at TPR >= 95%
+    fpr, tpr, _ = roc_curve(is_ood, score, drop_intermediate=False)
+    return dict(auroc=100.0 * float(roc_auc_score(is_ood, score)),
+                fpr_at_95_tpr=100.0 * float(fpr[np.searchsorted(tpr, 0.95, side='left')]))
+
+# %% ../nbs/06_metrics.ipynb #5b7c0eaf
+def compactness(emb, labels, *, max_samples: int = 10_000, seed: int = 0) -> dict[str, float]:
+    """`{'silhouette', 'intra_inter_ratio'}` of embeddings grouped by label (not percentages).
+
+    `silhouette`: sklearn's `silhouette_score` (Euclidean), on a random subset of `max_samples`
+    points (`random_state=seed`) when there are more. `intra_inter_ratio`: mean over classes of the
+    mean member-to-centroid distance, divided by the mean over classes of the distance from the
+    class centroid to the nearest other centroid (all points; lower is more compact)."""
+    emb, labels = check_embeddings(emb, labels, 'emb')
+    classes, inverse = np.unique(labels, return_inverse=True)
+    if not 2 <= len(classes) < len(emb):
+        raise ValueError(f"compactness needs between 2 and n_samples - 1 = {len(emb) - 1} classes, got {len(classes)}")
+    if max_samples < len(classes) + 1:
+        raise ValueError(f"max_samples={max_samples} must exceed the number of classes ({len(classes)})")
+    sample = max_samples if len(emb) > max_samples else None
+    sil = silhouette_score(emb, labels, sample_size=sample, random_state=seed)
+    centroids = np.stack([emb[inverse == i].mean(0) for i in range(len(classes))])
+    intra = np.array([np.linalg.norm(emb[inverse == i] - centroids[i], axis=1).mean() for i in range(len(classes))])
+    between = cdist(centroids, centroids)
+    np.fill_diagonal(between, np.inf)
+    inter = between.min(1).mean()
+    return dict(silhouette=float(sil), intra_inter_ratio=float(intra.mean() / inter) if inter > 0 else math.inf)
+
+# %% ../nbs/06_metrics.ipynb #6a52330e
+LOO_METRICS = ('recall_at_1', 'r_precision', 'map_at_r')
+
+def _loo_exact_chunk(emb, q, is_c, r):
+    "Per-query (hit@1, R-Precision, MAP@R) of rows `q`, all of one class (`is_c`) with `r` other members."
+    d = _sq_dists(emb[q], emb)
+    d[np.arange(len(q)), q] = np.inf  # a query is never its own neighbour
+    rel = is_c[_top_r(d, r)]
+    hits = np.cumsum(rel, axis=1)
+    return rel[:, 0], hits[:, -1] / r, (rel * hits / np.arange(1, r + 1, dtype=np.float64)).sum(1) / r
+
+def _loo_exact(emb, labels, chunk_elems: int = 2**23) -> tuple[float, float, float]:
+    rows, parts = max(1, chunk_elems // len(emb)), []
+    for c, n in zip(*np.unique(labels, return_counts=True)):
+        if n < 2: continue  # a lone query has nothing relevant to retrieve
+        q_idx, is_c = np.flatnonzero(labels == c), labels == c
+        parts += [_loo_exact_chunk(emb, q_idx[s:s + rows], is_c, int(n) - 1) for s in range(0, n, rows)]
+    if not parts: return math.nan, math.nan, math.nan
+    return tuple(float(np.concatenate([p[i] for p in parts]).mean()) for i in range(3))
+
+def _loo_pml(emb, labels, batch: int = 1024) -> tuple[float, float, float]:
+    codes = np.unique(labels, return_inverse=True)[1].ravel()
+    e32 = np.ascontiguousarray(emb, np.float32)
+    keys = ('precision_at_1', 'r_precision', 'mean_average_precision_at_r')
+    calc = AccuracyCalculator(include=keys, k='max_bin_count', device=torch.device('cpu'))
+    sums, n = np.zeros(3), 0
+    for c, count in zip(*np.unique(codes, return_counts=True)):
+        if count < 2: continue
+        rows = np.flatnonzero(codes == c)
+        for b in np.array_split(rows, math.ceil(len(rows) / batch)):
+            rest = np.ones(len(codes), bool); rest[b] = False
+            order = np.concatenate([b, np.flatnonzero(rest)])  # PML drops query i's neighbour i: queries go first
+            acc = calc.get_accuracy(e32[b], codes[b], e32[order], codes[order], ref_includes_query=True)
+            sums += len(b) * np.array([acc[k] for k in keys])
+            n += len(b)
+    return tuple(float(s / n) for s in sums) if n else (math.nan, math.nan, math.nan)
+
+def leave_one_out_metrics(emb, labels, *, ranking: str = 'pml') -> dict[str, float]:
+    """Recall@1, R-Precision and MAP@R in percent with `emb` as query and reference, each query excluding itself.
+
+    `ranking`: 'pml' (PML's `AccuracyCalculator`, `ref_includes_query=True`) or 'exact' (float64, ties
+    by lowest index). Queries whose class has no other sample are left out (NaN if all are)."""
+    if ranking not in RANKINGS: raise ValueError(f"ranking={ranking!r} is not one of {RANKINGS}")
+    emb, labels = check_embeddings(emb, labels, 'emb')
+    values = (_loo_pml if ranking == 'pml' else _loo_exact)(emb, labels)
+    return {k: 100.0 * v for k, v in zip(LOO_METRICS, values)}
