@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from pytorch_metric_learning import losses, distances
 
-from .engine import get_device, seed_everything, to_model_input, make_sgd, train_epochs
+from .engine import get_device, seed_everything, to_model_input, make_sgd, train_epochs, check_labels
 from .distill import random_batches, _prepare
 
 # %% auto #0
@@ -37,6 +37,7 @@ def fit_baseline(method: str, model: nn.Module, x, y, *, mean=None, std=None, ep
                  clip: float | None = 0.1, miner=None, loss_kwargs: dict | None = None, raw_pixels: bool = False,
                  device='auto', seed: int = 0, progress: bool = True) -> nn.Module:
     "Train `model` with the PML loss of baseline `method` on random batches of (x, y); returns the model."
+    y = check_labels(y, names=['y'])   # the same labels as fit_gemini accepts, mapped to 0..c-1
     loss_fn = make_loss(method, **(loss_kwargs or {}))
     device = get_device(device)
     g = seed_everything(seed)
