@@ -651,8 +651,8 @@ def write_tables(runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
     into `out_dir` (default `runs_dir/tables`). Returns the paths, the tables and the holes (`grid_records`)."""
     methods = tuple(dict.fromkeys(methods))
     records, missing = grid_records(runs_dir, profile, methods)
-    datasets = select_datasets(runs_dir, records, missing, datasets)
-    missing = missing[missing.dataset.isin(datasets) | (missing.status == 'broken')].reset_index(drop=True)
+    requested, datasets = datasets, select_datasets(runs_dir, records, missing, datasets)
+    if requested: missing = missing[missing.dataset.isin(datasets) | (missing.status == 'broken')].reset_index(drop=True)
     out = Path(out_dir or Path(runs_dir)/'tables')
     summary = summary_frame(records)
     paths, tables = [], {}
@@ -705,8 +705,8 @@ def write_figures(runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None
     import matplotlib.pyplot as plt
     methods = tuple(dict.fromkeys(methods))
     records, missing = grid_records(runs_dir, profile, methods)
-    datasets = select_datasets(runs_dir, records, missing, datasets)
-    missing = missing[missing.dataset.isin(datasets) | (missing.status == 'broken')].reset_index(drop=True)
+    requested, datasets = datasets, select_datasets(runs_dir, records, missing, datasets)
+    if requested: missing = missing[missing.dataset.isin(datasets) | (missing.status == 'broken')].reset_index(drop=True)
     out = Path(out_dir or Path(runs_dir)/'figures')
     figs = {ds: plot_embeddings(records, ds, methods=methods, seed=seed) for ds in datasets}   # every check before any file
     paths = []
