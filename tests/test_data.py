@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 import gdml.data as data
-from gdml.data import DATASETS, PUBLISHED, class_counts, load_dataset, read_idx
+from gdml.data import PUBLISHED, class_counts, load_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,9 +1,10 @@
 """Run records end to end: configuration, the papermill run notebook, atomic records, failures."""
-import json, os, re, stat, subprocess, sys
+import json, os, re, shutil, stat, subprocess, sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from gdml.experiment import (CONFIG_FIELDS, RESULT, ARRAYS, NOTEBOOK, FAILURE, FAILED_NOTEBOOK, MANIFEST, METRICS,
                              ConfigError, config_hash, execute_run, has_record, load_record, make_config, run_dir,
@@ -41,17 +42,31 @@ def test_run_notebook_parameters_match_the_config():
     assert params['epochs']['default'] == 'None' and params['dataset']['default'] == "'digits'"
 
 
-def test_execute_run_writes_a_full_record_then_skips(tmp_path):
-    config = make_config('digits', 'triplet', seed=1, **TINY)
-    st = execute_run(config, tmp_path)
+@pytest.fixture(scope='module')
+def notebook_run(tmp_path_factory):
+    "One tiny G-DML run through the `run` notebook (papermill): (config, status, a folder holding its record)."
+    config = make_config('digits', 'gdml', seed=1, **TINY)
+    out = tmp_path_factory.mktemp('notebook-run')
+    return config, execute_run(config, out), out
+
+
+@pytest.fixture
+def runs(notebook_run, tmp_path):
+    "A copy of the shared run's output folder, for a test to change."
+    shutil.copytree(notebook_run[2], tmp_path/'runs')
+    return tmp_path/'runs'
+
+
+def test_execute_run_writes_a_full_record_then_skips(notebook_run, runs):
+    config, st, _ = notebook_run
     assert st['status'] == 'done', st
-    d = run_dir(config, tmp_path)
+    d = run_dir(config, runs)
     assert sorted(p.name for p in d.iterdir()) == sorted([RESULT, ARRAYS, NOTEBOOK])
     rec = load_record(d, arrays=True)
     assert rec['config'] == {**config.__dict__} and rec['seed'] == 1 and rec['config_hash'] == config_hash(config)
     assert set(rec['metrics']) == {'recall_at_1', 'f1', 'nmi', 'r_precision', 'map_at_r'}
     assert all(0 <= v <= 100 for v in rec['metrics'].values())
-    assert set(rec['timings']) >= {'baseline', 'evaluation', 'total'}
+    assert set(rec['timings']) >= {'gemini', 'student', 'evaluation', 'total'}
     assert rec['versions']['python_executable'] == sys.executable   # the kernel is this environment's python
     assert {'python', 'torch', 'gdml'} <= set(rec['versions']) and rec['device']['type'] == 'cpu'
     head = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
@@ -62,9 +77,9 @@ def test_execute_run_writes_a_full_record_then_skips(tmp_path):
     executed = json.loads((d/NOTEBOOK).read_text())
     assert any('papermill' in c.get('metadata', {}) for c in executed['cells'])
     mtime = (d/RESULT).stat().st_mtime_ns
-    assert execute_run(config, tmp_path)['status'] == 'skipped'
+    assert execute_run(config, runs)['status'] == 'skipped'
     assert (d/RESULT).stat().st_mtime_ns == mtime
-    assert execute_run(config, tmp_path, force=True)['status'] == 'done'
+    assert execute_run(config, runs, force=True)['status'] == 'done'
     assert load_record(d)['run_id'] != rec['run_id']
 
 
@@ -127,16 +142,15 @@ FAILING_NB = {"cells": [{"cell_type": "code", "execution_count": None, "id": "p"
               "nbformat": 4, "nbformat_minor": 5}
 
 
-def test_a_failed_rerun_leaves_the_good_record_whole(tmp_path):
-    config = make_config('digits', 'siamese', **TINY)
-    assert execute_run(config, tmp_path)['status'] == 'done'
-    d = run_dir(config, tmp_path)
+def test_a_failed_rerun_leaves_the_good_record_whole(notebook_run, runs, tmp_path):
+    config = notebook_run[0]
+    d = run_dir(config, runs)
     before = {p.name: p.read_bytes() for p in d.iterdir()}
     (tmp_path/'fail.ipynb').write_text(json.dumps(FAILING_NB))
-    st = execute_run(config, tmp_path, force=True, notebook=tmp_path/'fail.ipynb', retries=0)
+    st = execute_run(config, runs, force=True, notebook=tmp_path/'fail.ipynb', retries=0)
     assert st['status'] == 'failed' and 'the rerun broke' in st['error'] and st['notebook'] == str(d/FAILED_NOTEBOOK)
     assert {p.name: p.read_bytes() for p in d.iterdir() if p.name != FAILED_NOTEBOOK} == before   # record, arrays, notebook
-    assert not (d/FAILURE).exists() and has_record(config, tmp_path)
+    assert not (d/FAILURE).exists() and has_record(config, runs)
     assert 'the rerun broke' in (d/FAILED_NOTEBOOK).read_text()
 
 
@@ -158,3 +172,16 @@ def test_files_follow_the_umask(tmp_path, umask):
     finally: os.umask(old)
     for f in (d/RESULT, d/ARRAYS, d/FAILURE, tmp_path/'runs'/MANIFEST, cache):
         assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, f
+
+
+def test_in_process_gives_the_numbers_of_the_notebook(notebook_run, tmp_path, capsys):
+    from gdml.cli import main
+    config, _, out = notebook_run
+    torch.set_num_threads(2)   # torch's default on two cores when OMP_NUM_THREADS is unset
+    try: code = main(['run', '--in-process', '--seed', '1', '--gemini-epochs', '1', '--epochs', '1', '--device', 'cpu',
+                      '--out', str(tmp_path)])
+    finally: torch.set_num_threads(1)
+    assert code == 0 and capsys.readouterr().out.startswith('done: ')
+    nb, ip = load_record(run_dir(config, out)), load_record(run_dir(config, tmp_path))
+    assert ip['config_hash'] == nb['config_hash'] and ip['metrics'] == nb['metrics']
+    assert ip['device']['torch_threads'] == nb['device']['torch_threads'] == 1   # pinned and recorded on both paths

@@ -2,8 +2,6 @@
 import json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 
-import pytest
-
 from gdml.experiment import RESULT, ARRAYS, load_record
 
 
