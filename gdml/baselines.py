@@ -9,7 +9,7 @@ from torch import nn
 from pytorch_metric_learning import losses, distances
 
 from .protocol import DEFAULTS
-from .engine import get_device, seed_everything, to_model_input
+from .engine import get_device, seed_everything, to_model_input, check_labels
 from .distill import _prepare, fit_random_batches
 
 # %% auto #0
@@ -41,6 +41,7 @@ def fit_baseline(method: str, model: nn.Module, x, y, *, mean=None, std=None, ep
                  train_fraction: float = D['train_fraction'], miner=None, loss_kwargs: dict | None = None,
                  raw_pixels: bool = D['raw_pixels'], device='auto', seed: int = 0, progress: bool = True) -> nn.Module:
     "Train `model` with the PML loss of baseline `method` on random batches of (x, y); returns the model."
+    y = check_labels(y, names=['y'])   # the same labels as fit_gemini accepts, mapped to 0..c-1
     loss_fn = make_loss(method, **(loss_kwargs or {}))
     device = get_device(device)
     g = seed_everything(seed)

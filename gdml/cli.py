@@ -38,6 +38,13 @@ def hyper_values(args: argparse.Namespace) -> dict:
     "The hyper-parameters given on the command line (the None ones are left to the profile)."
     return {f.name: getattr(args, f.name) for f in HYPER if getattr(args, f.name) is not None}
 
+def _count(s: str) -> int:
+    "An argparse type: an integer >= 1 (a count of seeds, workers, runs or jobs)."
+    try: n = int(s)
+    except ValueError: raise argparse.ArgumentTypeError(f"invalid int value: {s!r}") from None
+    if n < 1: raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
+
 def _key_value(s: str):
     if '=' not in s: raise argparse.ArgumentTypeError(f"{s!r} is not KEY=VALUE")
     k, v = s.split('=', 1)
@@ -51,7 +58,7 @@ def _common(p, many: bool):
                        help=f"datasets: {', '.join(DATASETS)} or ImageFolder paths (default: digits)")
         p.add_argument('--methods', nargs='+', default=list(METHODS), choices=METHODS, metavar='METHOD',
                        help=f"methods, of: {', '.join(METHODS)} (default: all)")
-        p.add_argument('--seeds', type=int, default=3, help='number of seeds: seeds first-seed .. first-seed+N-1 (default 3)')
+        p.add_argument('--seeds', type=_count, default=3, help='number of seeds: seeds first-seed .. first-seed+N-1 (default 3)')
         p.add_argument('--first-seed', type=int, default=0, help='first seed (default 0)')
     else:
         p.add_argument('--dataset', default='digits', help=f"{', '.join(DATASETS)} or an ImageFolder path (default: digits)")
@@ -86,11 +93,11 @@ def build_parser() -> GdmlParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description='Run every unfinished cell of a datasets x methods x seeds grid, one papermill task per cell.')
     _common(s, many=True)
-    s.add_argument('--workers', type=int, default=None, help='CPU workers of the local cluster (default: min(4, cores))')
-    s.add_argument('--runs-per-gpu', type=int, default=1, help='concurrent runs per GPU (default 1)')
+    s.add_argument('--workers', type=_count, default=None, help='CPU workers of the local cluster (default: min(4, cores))')
+    s.add_argument('--runs-per-gpu', type=_count, default=1, help='concurrent runs per GPU (default 1)')
     s.add_argument('--scheduler', default=None, help='address of a running Dask scheduler, e.g. tcp://host:8786')
     s.add_argument('--cluster', default='local', choices=('local', 'slurm'), help='cluster to start (default local)')
-    s.add_argument('--slurm-jobs', type=int, default=1, help='Slurm jobs (one GPU each) for --cluster slurm')
+    s.add_argument('--slurm-jobs', type=_count, default=1, help='Slurm jobs (one GPU each) for --cluster slurm')
     s.add_argument('--slurm-opt', type=_key_value, action='append', default=[], metavar='KEY=VALUE',
                    help='an option of dask_jobqueue.SLURMCluster (repeatable)')
     s.add_argument('--no-progress', action='store_true', help='no progress bar')
@@ -109,20 +116,36 @@ def build_parser() -> GdmlParser:
                        description='Quick profile on the embedded digits data, all five methods, 3 seeds, through the '
                                    'sweep; then the table and the figure, whose paths are printed.')
     d.add_argument('--out', default='demo_out', help='output folder (default: demo_out)')
-    d.add_argument('--workers', type=int, default=2, help='CPU workers (default 2)')
-    d.add_argument('--seeds', type=int, default=3, help='number of seeds (default 3)')
+    d.add_argument('--workers', type=_count, default=2, help='CPU workers (default 2)')
+    d.add_argument('--seeds', type=_count, default=3, help='number of seeds (default 3)')
     d.add_argument('--force', action='store_true', help='rerun the runs that have a record')
     return p
 
 # %% ../nbs/09_cli.ipynb #f44dcb02
+def _check_device(device: str):
+    "ConfigError when `device` cannot run here (CUDA asked for on a machine without it)."
+    if device in ('auto', 'cpu'): return   # always there (and no torch import for a command that fails early)
+    from gdml.engine import get_device
+    try: get_device(device)
+    except ValueError as e: raise ConfigError(str(e)) from None
+
+def _run_in_process(config, args) -> dict:
+    "The in-process run's status: 'skipped' when its record exists, else 'done' (or 'failed' when training diverged)."
+    from gdml.experiment import run_and_write, has_record, run_dir
+    from gdml.engine import NonFiniteLossError
+    if not args.force and has_record(config, args.out): return dict(status='skipped', dir=str(run_dir(config, args.out)))
+    try: return dict(status='done', dir=str(run_and_write(config, args.out, force=args.force, progress=True)))
+    except NonFiniteLossError as e: return dict(status='failed', error=f"{type(e).__name__}: {e}")
+
 def cmd_run(args) -> int:
     "`gdml run`: one configuration, through the run notebook (or in process); prints its folder and metrics."
-    from gdml.experiment import execute_run, run_and_write, load_record, run_dir
+    from gdml.experiment import execute_run, load_record, check_out_dir
     config = make_config(args.dataset, args.method, args.seed, args.profile, **hyper_values(args))
-    if args.in_process: st = dict(status='done', dir=str(run_and_write(config, args.out, force=args.force, progress=True)))
-    else: st = execute_run(config, args.out, force=args.force)
+    check_out_dir(args.out, '--out'); _check_device(config.device)   # before any training
+    st = _run_in_process(config, args) if args.in_process else execute_run(config, args.out, force=args.force)
     if st['status'] == 'failed':
-        print(f"gdml run: failed: {st['error']} (see {st['notebook']})", file=sys.stderr); return 1
+        see = f" (see {st['notebook']})" if st.get('notebook') else ''
+        print(f"gdml run: failed: {st['error']}{see}", file=sys.stderr); return 1
     rec = load_record(st['dir'])
     print(f"{st['status']}: {st['dir']}")
     print('  '.join(f"{k}={v:.2f}" for k, v in rec['metrics'].items()))
@@ -131,9 +154,11 @@ def cmd_run(args) -> int:
 def cmd_sweep(args) -> int:
     "`gdml sweep`: the grid on Dask; exit status 1 if a cell failed."
     from gdml.sweep import expand_grid, run_sweep
-    seeds = range(args.first_seed, args.first_seed + args.seeds) if args.seeds >= 1 else None
-    if seeds is None: raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
-    grid = expand_grid(args.datasets, args.methods, seeds, args.profile, **hyper_values(args))
+    grid = expand_grid(args.datasets, args.methods, range(args.first_seed, args.first_seed + args.seeds), args.profile,
+                       **hyper_values(args))
+    from gdml.experiment import check_out_dir
+    check_out_dir(args.out, '--out')
+    if args.scheduler is None and args.cluster == 'local': _check_device(grid[0].device)   # workers on this machine
     res = run_sweep(grid, args.out, force=args.force, scheduler=args.scheduler, cluster=args.cluster,
                     workers=args.workers, runs_per_gpu=args.runs_per_gpu, slurm_jobs=args.slurm_jobs,
                     slurm_options=dict(args.slurm_opt), progress=not args.no_progress)
@@ -146,29 +171,40 @@ def cmd_sweep(args) -> int:
 
 def cmd_tables(args) -> int:
     "`gdml tables`: write and print the tables; list the missing runs."
-    from gdml.experiment import write_tables
+    from gdml.experiment import write_tables, check_out_dir
+    check_out_dir(args.out or Path(args.runs)/'tables', '--out')
     res = write_tables(args.runs, args.out, datasets=args.datasets, methods=args.methods, profile=args.profile)
     for p in res['paths']:
         if p.suffix == '.md': print(p.read_text())
-    if len(res['missing']):
-        print(f"missing runs ({len(res['missing'])}):")
-        print(res['missing'].to_string(index=False))
+    _print_holes(res['missing'])
     print('written:', *map(str, res['paths']), sep='\n  ')
     return 0
 
+def _print_holes(holes):
+    "List the cells without a record and the broken records (with their fault)."
+    missing, broken = holes[holes.status != 'broken'], holes[holes.status == 'broken']
+    if len(missing):
+        print(f"missing runs ({len(missing)}):")
+        print(missing.drop(columns=['error'] if missing.error.isna().all() else []).to_string(index=False))
+    if len(broken):
+        print(f"broken records, skipped ({len(broken)}):")
+        for b in broken.itertuples(): print(f"  {b.error}")
+
 def cmd_figures(args) -> int:
     "`gdml figures`: write the embedding figures."
-    from gdml.experiment import write_figures
+    from gdml.experiment import write_figures, check_out_dir
+    check_out_dir(args.out or Path(args.runs)/'figures', '--out')
     res = write_figures(args.runs, args.out, datasets=args.datasets, methods=args.methods, seed=args.seed,
                         profile=args.profile)
+    _print_holes(res['missing'])
     print('written:', *map(str, res['paths']), sep='\n  ')
     return 0
 
 def cmd_demo(args) -> int:
     "`gdml demo`: the quick sweep on digits (5 methods x `--seeds` seeds), then the table and the figure."
     from gdml.sweep import expand_grid, run_sweep
-    from gdml.experiment import write_tables, write_figures
-    t0, out = time.perf_counter(), Path(args.out)
+    from gdml.experiment import write_tables, write_figures, check_out_dir
+    t0, out = time.perf_counter(), check_out_dir(args.out, '--out')
     # the demo is CPU-sized: device='cpu' and no GPU workers, even on a GPU machine
     res = run_sweep(expand_grid(['digits'], METHODS, args.seeds, 'quick', device='cpu'), out/'runs',
                     force=args.force, workers=args.workers, gpus=[])
@@ -177,7 +213,7 @@ def cmd_demo(args) -> int:
     tables = write_tables(out/'runs', out/'tables')
     figures = write_figures(out/'runs', out/'figures')
     print(next(p for p in tables['paths'] if p.suffix == '.md').read_text())
-    if len(tables['missing']): print('missing runs:\n' + tables['missing'].to_string(index=False))
+    _print_holes(tables['missing'])
     print('table: ', *[str(p) for p in tables['paths'] if p.name.startswith('table_')], sep='\n  ')
     print('figure:', *map(str, figures['paths']), sep='\n  ')
     print(f"demo finished in {time.perf_counter() - t0:.0f} s")
@@ -185,11 +221,19 @@ def cmd_demo(args) -> int:
 
 COMMANDS = dict(run=cmd_run, sweep=cmd_sweep, tables=cmd_tables, figures=cmd_figures, demo=cmd_demo)
 
+def _user_error(e: BaseException) -> bool:
+    "Errors of the user's input, shown as one line: a bad value, bad data, a broken record, a missing file or extra."
+    from gdml.experiment import RecordError
+    data = sys.modules.get('gdml.data')   # DataError exists once the data were touched; importing it costs torch
+    return isinstance(e, (ConfigError, RecordError, FileNotFoundError, ImportError)) or \
+        (data is not None and isinstance(e, data.DataError))
+
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `gdml` console script."
     args = build_parser().parse_args(argv)
     try: return COMMANDS[args.command](args)
-    except (ConfigError, FileNotFoundError, ImportError) as e:   # user errors: one line, no traceback
-        print(f"gdml {args.command}: error: {e}", file=sys.stderr); return 2
+    except Exception as e:
+        if not _user_error(e): raise
+        print(f"gdml {args.command}: error: {e}".splitlines()[0], file=sys.stderr); return 2
     except KeyboardInterrupt:
         print(f"gdml {args.command}: interrupted", file=sys.stderr); return 130

@@ -16,8 +16,8 @@ import torch
 from .engine import channel_stats
 
 # %% auto #0
-__all__ = ['DATASETS', 'PUBLISHED', 'DEBIAN_FASHION_MNIST', 'class_counts', 'GDMLDataset', 'check_dataset', 'cache_dir',
-           'data_root', 'read_idx', 'scan_image_folder', 'decode_images', 'load_dataset']
+__all__ = ['DATASETS', 'PUBLISHED', 'DEBIAN_FASHION_MNIST', 'DataError', 'class_counts', 'GDMLDataset', 'check_dataset',
+           'cache_dir', 'data_root', 'read_idx', 'scan_image_folder', 'decode_images', 'load_dataset']
 
 # %% ../nbs/00_data.ipynb #7534a573
 DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'digits')
@@ -36,6 +36,11 @@ PUBLISHED = {
         classes=['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'],
         shape=(3, 32, 32), train=[5000] * 10, test=[1000] * 10),
 }
+
+# %% ../nbs/00_data.ipynb #d5e1a002
+class DataError(ValueError):
+    "Bad data: a corrupt or truncated file, a wrong layout, or counts that differ from the published ones."
+
 
 # %% ../nbs/00_data.ipynb #1f485141
 def class_counts(y: torch.Tensor | np.ndarray, n_classes: int | None = None) -> torch.Tensor:
@@ -83,9 +88,9 @@ class GDMLDataset:
 
 # %% ../nbs/00_data.ipynb #a12b42e5
 def check_dataset(ds: GDMLDataset, where: str = '') -> GDMLDataset:
-    "Raise ValueError when `ds` is malformed or (for a named benchmark) differs from its published counts."
+    "Raise `DataError` when `ds` is malformed or (for a named benchmark) differs from its published counts."
     at = f" (from {where})" if where else ''
-    def fail(msg): raise ValueError(f"dataset {ds.name!r}{at}: {msg}")
+    def fail(msg): raise DataError(f"dataset {ds.name!r}{at}: {msg}")
     if len(ds.classes) < 2: fail(f"needs at least two classes, has {list(ds.classes)}")
     for split in ('train', 'test'):
         x, y = getattr(ds, f'x_{split}'), getattr(ds, f'y_{split}')
@@ -142,15 +147,15 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     try:
         with (gzip.open(path, 'rb') if path.suffix == '.gz' else open(path, 'rb')) as f: data = f.read()
     except (EOFError, gzip.BadGzipFile, zlib.error) as e:
-        raise ValueError(f"{path}: corrupt or truncated gzip file ({e}); delete it and fetch it again") from e
+        raise DataError(f"{path}: corrupt or truncated gzip file ({e}); delete it and fetch it again") from e
     if len(data) < 4 or data[:2] != b'\x00\x00' or data[2] != 0x08:
-        raise ValueError(f"{path}: not an unsigned-byte IDX file (magic number {data[:4].hex() or 'missing'}, expected 0000080N)")
+        raise DataError(f"{path}: not an unsigned-byte IDX file (magic number {data[:4].hex() or 'missing'}, expected 0000080N)")
     ndim = data[3]
     header = 4 + 4 * ndim
-    if ndim == 0 or len(data) < header: raise ValueError(f"{path}: IDX header truncated ({len(data)} bytes)")
+    if ndim == 0 or len(data) < header: raise DataError(f"{path}: IDX header truncated ({len(data)} bytes)")
     dims = struct.unpack(f'>{ndim}I', data[4:header])
     if len(data) - header != int(np.prod(dims)):
-        raise ValueError(f"{path}: IDX size mismatch: header says {dims} = {int(np.prod(dims))} bytes of data, "
+        raise DataError(f"{path}: IDX size mismatch: header says {dims} = {int(np.prod(dims))} bytes of data, "
                          f"file holds {len(data) - header}; the file is truncated or corrupt")
     return np.frombuffer(data, np.uint8, offset=header).reshape(dims).copy()
 
@@ -171,10 +176,10 @@ def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], dict[str, lis
                                     f"(expected {root}/train/<class>/* and {root}/test/<class>/*)")
     classes = _list_classes(root / 'train')
     if len(classes) < 2:
-        raise ValueError(f"{root / 'train'}: an image folder needs at least two class folders, found {classes}")
+        raise DataError(f"{root / 'train'}: an image folder needs at least two class folders, found {classes}")
     test_classes = _list_classes(root / 'test')
     if test_classes != classes:
-        raise ValueError(f"{root}: train and test class folders differ: only in train {sorted(set(classes) - set(test_classes))}, "
+        raise DataError(f"{root}: train and test class folders differ: only in train {sorted(set(classes) - set(test_classes))}, "
                          f"only in test {sorted(set(test_classes) - set(classes))}")
     ext = _image_extensions()
     items = {}
@@ -183,28 +188,36 @@ def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], dict[str, lis
         items[split] = [(os.path.join(root, split, c, f), i) for i, c in enumerate(classes)
                         for f in sorted(os.listdir(os.path.join(root, split, c)))
                         if f.lower().endswith(ext) and not f.startswith('.')]
-        if not items[split]: raise ValueError(f"{root / split}: no image files ({', '.join(ext)}) in its class folders")
+        if not items[split]: raise DataError(f"{root / split}: no image files ({', '.join(ext)}) in its class folders")
     return classes, items
 
 # %% ../nbs/00_data.ipynb #ff75456c
-_GREY_MODES = ('1', 'L', 'I', 'I;16', 'F')
+def _scale_16bit(im, path) -> np.ndarray:
+    "A 16-bit greyscale image (PIL mode I;16*, or I holding 0..65535) scaled to uint8: v * 255 / 65535, rounded."
+    a = np.asarray(im)
+    if im.mode == 'F' or a.size and (a.min() < 0 or a.max() > 65535):
+        raise DataError(f"{path}: a {'32-bit float' if im.mode == 'F' else '32-bit integer'} image (PIL mode {im.mode}); "
+                        "gdml reads 8- and 16-bit images: convert it to 8-bit or 16-bit PNG first")
+    # PIL's convert('L') clips 16-bit values to 255 instead of scaling them: every pixel above 255 turns white
+    return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
 
 def _decode_one(path: str | Path) -> np.ndarray:
-    "One image as uint8 (H, W) (greyscale) or (H, W, 3) (colour)."
+    "One image as uint8 (H, W) (greyscale) or (H, W, 3) (colour); 16-bit greyscale is scaled to 8 bits."
     from PIL import Image
     try:
         with Image.open(path) as im:
             im.load()
-            grey = im.mode in _GREY_MODES
-            return np.asarray(im.convert('L' if grey else 'RGB'))
+            if im.mode.startswith('I') or im.mode == 'F': return _scale_16bit(im, path)
+            return np.asarray(im.convert('L' if im.mode in ('1', 'L') else 'RGB'))
+    except DataError: raise
     except Exception as e:  # PIL raises several types (UnidentifiedImageError, OSError, SyntaxError, ...)
-        raise ValueError(f"{path}: unreadable image ({type(e).__name__}: {e})") from e
+        raise DataError(f"{path}: unreadable image ({type(e).__name__}: {e})") from e
 
 def decode_images(paths: Sequence[str | Path], workers: int | None = None, progress: bool | None = None) -> np.ndarray:
     "Decode image files of one size into a uint8 array (N, C, H, W); C is 1 if all are greyscale, else 3."
     from tqdm.auto import tqdm
     paths = list(paths)
-    if not paths: raise ValueError("decode_images: no image files given")
+    if not paths: raise DataError("decode_images: no image files given")
     first = _decode_one(paths[0])
     h, w = first.shape[:2]
     out = np.empty((len(paths), h, w, 3), np.uint8)
@@ -213,7 +226,7 @@ def decode_images(paths: Sequence[str | Path], workers: int | None = None, progr
         for i in range(lo, hi):
             a = _decode_one(paths[i])
             if a.shape[:2] != (h, w):
-                raise ValueError(f"{paths[i]}: image size {a.shape[1]}x{a.shape[0]} differs from {w}x{h} of "
+                raise DataError(f"{paths[i]}: image size {a.shape[1]}x{a.shape[0]} differs from {w}x{h} of "
                                  f"{paths[0]}; all images must have one size (resize them first)")
             out[i] = a[..., None] if a.ndim == 2 else a
             colour[i] = a.ndim == 3
@@ -304,22 +317,42 @@ def _missing_error(key: str, looked: list[Path], why: str = '') -> FileNotFoundE
     return FileNotFoundError(
         f"{key}: data files not found; looked in {', '.join(map(str, looked))}. Get the data: set GDML_DATA "
         f"(or root=) to a folder holding {layout} (in the gdml project: ../shared/datasets){hint}; "
-        f"or pass download=True to fetch it with torchvision into {cache_dir()}" + (f" ({why})" if why else ''))
+        f"or let torchvision download it into {cache_dir()}: load_dataset({key!r}, download=True) in Python; "
+        f"the command line downloads by itself when GDML_OFFLINE is unset and the host answers" + (f" ({why})" if why else ''))
 
 # %% ../nbs/00_data.ipynb #d711690e
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
-def _fingerprint(files: Sequence[Path]) -> str:
-    h = hashlib.sha1(str(_CACHE_VERSION).encode())
-    for f in files:  # absolute already (the data root is resolved); no per-file resolve(): 60,000 of them are slow
-        st = os.stat(f)
-        h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+def _content_key(src: _Source) -> str:
+    "SHA-1 of the source files' names relative to the source folder (class folders give labels) and of their bytes."
+    h = hashlib.sha1(f"{_CACHE_VERSION}\0{src.kind}\0{src.name}\n".encode())
+    base = str(src.dir) + os.sep
+    for f in map(str, src.files):  # absolute already (the data root is resolved)
+        with open(f, 'rb') as fh: data = fh.read()
+        h.update(f"{f[len(base):] if f.startswith(base) else f}\0{len(data)}\0".encode()); h.update(data)
     return h.hexdigest()[:16]
 
-def _cache_candidates(src: _Source) -> list[Path]:
+def _cache_prefix(src: _Source) -> str:
+    "`gdml-<name>-<hash of the source folder>-`: the caches of one source share it, whatever its content."
     safe = ''.join(ch if ch.isalnum() or ch in '-_' else '_' for ch in src.name)
-    fname = f"gdml-{safe}-{_fingerprint(src.files)}.npz"
+    return f"gdml-{safe}-{hashlib.sha1(str(src.dir).encode()).hexdigest()[:8]}-"
+
+def _cache_candidates(src: _Source) -> list[Path]:
+    fname = f"{_cache_prefix(src)}{_content_key(src)}.npz"
     return list(dict.fromkeys([src.dir / fname, cache_dir() / fname]))
+
+def _remove_stale_caches(src: _Source, keep: Path) -> list[Path]:
+    "Delete the other caches of `src` (older contents) in its candidate folders; returns those deleted."
+    gone = []
+    for d in dict.fromkeys(p.parent for p in _cache_candidates_dirs(src)):
+        for p in d.glob(f"{_cache_prefix(src)}*.npz") if d.is_dir() else ():
+            if p != keep:
+                try: p.unlink(); gone.append(p)
+                except OSError: pass  # another user's file in a shared folder: leave it
+    return gone
+
+def _cache_candidates_dirs(src: _Source) -> list[Path]:
+    return [src.dir / 'x', cache_dir() / 'x']
 
 _KEYS = ('x_train', 'y_train', 'x_test', 'y_test', 'classes', 'mean', 'std')
 
@@ -349,7 +382,8 @@ def _write_cache(paths: Sequence[Path], arrays: dict) -> Path | None:
         except OSError: continue
         try:
             with os.fdopen(fd, 'wb') as f: np.savez(f, **arrays)
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache is as readable as the data beside it
+            from gdml.experiment import file_mode
+            os.chmod(tmp, file_mode())  # mkstemp makes 0600; the umask decides, as for any new file
             os.replace(tmp, path)
             return path
         except OSError as e:
@@ -367,7 +401,7 @@ def _decode(src: _Source) -> dict:
                  classes=np.array(PUBLISHED[src.name]['classes']))
         for s in ('train', 'test'):
             if a[f'x_{s}'].ndim != 4 or a[f'y_{s}'].ndim != 1:
-                raise ValueError(f"{src.name}: {src.dir}: {s} IDX files have unexpected dimensions "
+                raise DataError(f"{src.name}: {src.dir}: {s} IDX files have unexpected dimensions "
                                  f"{a[f'x_{s}'].shape[1:]} / {a[f'y_{s}'].shape[1:]}")
     elif src.kind == 'folder':
         a = {}
@@ -400,7 +434,7 @@ def _resolve_name(name) -> tuple[str, Path | None]:
         if not p.is_dir():
             raise FileNotFoundError(f"{p}: no such directory (an image-folder dataset needs {p}/train/<class>/* and {p}/test/<class>/*)")
         return '', p
-    raise ValueError(f"unknown dataset {name!r}; use one of {', '.join(DATASETS)}, or the path of an "
+    raise DataError(f"unknown dataset {name!r}; use one of {', '.join(DATASETS)}, or the path of an "
                      "ImageFolder-style directory (root/train/<class>/*, root/test/<class>/*)")
 
 def load_dataset(name: str | os.PathLike, root: str | os.PathLike | None = None,
@@ -427,14 +461,16 @@ def load_dataset(name: str | os.PathLike, root: str | os.PathLike | None = None,
             src, looked = _find_source(key, Path(root) if root is not None else None)
             if src is None: raise _missing_error(key, looked, 'the download left no files where expected')
     candidates = _cache_candidates(src)
-    cache_file, arrays = None, None
     for c in candidates:
         arrays = _read_cache(c)
-        if arrays is not None: cache_file = c; break
-    if arrays is None:
-        arrays = _decode(src)
-        cache_file = _write_cache(candidates, arrays)
+        if arrays is not None: return check_dataset(_from_arrays(src, arrays, c), where=str(src.dir))
+    arrays = _decode(src)
+    ds = check_dataset(_from_arrays(src, arrays, None), where=str(src.dir))  # an invalid dataset is never cached
+    ds.cache_file = _write_cache(candidates, arrays)
+    if ds.cache_file: _remove_stale_caches(src, ds.cache_file)
+    return ds
+
+def _from_arrays(src: _Source, arrays: dict, cache_file: Path | None) -> GDMLDataset:
     t = {k: torch.from_numpy(np.ascontiguousarray(arrays[k])) for k in ('x_train', 'y_train', 'x_test', 'y_test', 'mean', 'std')}
-    ds = GDMLDataset(src.name, t['x_train'], t['y_train'], t['x_test'], t['y_test'], [str(c) for c in arrays['classes']],
-                     t['mean'].float(), t['std'].float(), cache_file=cache_file)
-    return check_dataset(ds, where=str(src.dir))
+    return GDMLDataset(src.name, t['x_train'], t['y_train'], t['x_test'], t['y_test'], [str(c) for c in arrays['classes']],
+                       t['mean'].float(), t['std'].float(), cache_file=cache_file)

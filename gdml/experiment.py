@@ -16,12 +16,13 @@ from .protocol import FIELDS, PROFILES, CLIP_MODES, EXTRACTIONS, GEMINI_STREAMS,
 # %% auto #0
 __all__ = ['DATASETS', 'METHODS', 'ARCHS', 'STREAMS', 'METRICS', 'PAPER_ORDER', 'METHOD_NAMES', 'METRIC_NAMES', 'DATASET_NAMES',
            'TABLE_NUMBERS', 'FIGURE_NUMBERS', 'RunConfig', 'CONFIG_FIELDS', 'ZHAT_CACHE', 'RESULT', 'ARRAYS',
-           'NOTEBOOK', 'FAILURE', 'MANIFEST', 'ConfigError', 'make_config', 'config_dict', 'config_hash',
-           'dataset_slug', 'run_dir', 'git_commit', 'source_hash', 'versions', 'device_info', 'gemini_key',
-           'run_experiment', 'atomic_write', 'write_record', 'load_record', 'has_record', 'load_records',
-           'run_and_write', 'run_notebook_path', 'notebook_parameters', 'execute_run', 'records_frame', 'expected_grid',
-           'grid_records', 'summary_frame', 'paper_table', 'table_title', 'to_markdown', 'to_latex', 'write_tables',
-           'plot_embeddings', 'write_figures']
+           'NOTEBOOK', 'FAILURE', 'FAILED_NOTEBOOK', 'MANIFEST', 'ConfigError', 'make_config', 'check_config',
+           'config_dict', 'config_hash', 'dataset_slug', 'run_dir', 'git_commit', 'source_hash', 'versions',
+           'device_info', 'gemini_key', 'run_experiment', 'file_mode', 'check_out_dir', 'RecordError', 'atomic_write',
+           'write_record', 'load_record', 'has_record', 'scan_records', 'load_records', 'run_and_write',
+           'run_notebook_path', 'notebook_parameters', 'execute_run', 'records_frame', 'read_manifest', 'dataset_key',
+           'dataset_labels', 'expected_grid', 'grid_records', 'select_datasets', 'summary_frame', 'paper_table',
+           'table_title', 'to_markdown', 'to_latex', 'write_tables', 'plot_embeddings', 'write_figures']
 
 # %% ../nbs/07_experiment.ipynb #6d053671
 DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'digits')
@@ -122,7 +123,15 @@ def make_config(dataset: str = 'digits', method: str = 'gdml', seed: int = 0, pr
     dev = values['device']
     if not (dev in ('auto', 'cpu', 'cuda') or dev.startswith('cuda:') and dev[5:].isdigit()):
         raise ConfigError(f"device {dev!r} is not one of: auto, cpu, cuda, cuda:N")
-    return RunConfig(dataset=_check_dataset(dataset), method=method, seed=seed, profile=profile, **values)
+    return check_config(RunConfig(dataset=_check_dataset(dataset), method=method, seed=seed, profile=profile, **values))
+
+# %% ../nbs/07_experiment.ipynb #e7f3ff10
+def check_config(config: RunConfig) -> RunConfig:
+    "Checks of what the training code needs beyond each field's own range, made before anything trains; returns `config`."
+    if config.batch_size < 2:   # random batches of one are dropped, and BatchNorm cannot train on one sample
+        raise ConfigError(f"batch_size must be >= 2 (a batch needs two samples to compare), got {config.batch_size}")
+    return config
+
 
 # %% ../nbs/07_experiment.ipynb #cb61b046
 def config_dict(config: RunConfig) -> dict:
@@ -181,7 +190,8 @@ def device_info(device) -> dict:
     import torch
     device = torch.device(device)
     if device.type == 'cuda':
-        return dict(type='cuda', name=torch.cuda.get_device_name(device), index=device.index or 0)
+        return dict(type='cuda', name=torch.cuda.get_device_name(device), index=device.index or 0,
+                    torch_threads=torch.get_num_threads())
     return dict(type=device.type, name=platform.processor() or platform.machine(),
                 cpus=os.cpu_count(), torch_threads=torch.get_num_threads())
 
@@ -280,16 +290,44 @@ def run_experiment(config: RunConfig, *, progress: bool = False, cache_dir: str 
                 finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
                 arrays=dict(test_embeddings=test_emb.numpy().astype(np.float32), test_labels=ds.y_test.numpy()))
 
+# %% ../nbs/07_experiment.ipynb #f11e0002
+def file_mode() -> int:
+    "The permission bits `open()` gives a new file: 0o666 less the process umask."
+    try:   # Linux: read it, without touching it
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('Umask:'): return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError): pass
+    mask = os.umask(0o022); os.umask(mask)   # elsewhere: set it and put it back at once
+    return 0o666 & ~mask
+
+def check_out_dir(path: str | os.PathLike, what: str = 'output folder') -> Path:
+    "`path`, after checking that records can be written there (it need not exist yet); creates nothing."
+    p = Path(path).expanduser()
+    q = next((q for q in (p, *p.parents) if q.exists()), None)
+    if q is not None and not q.is_dir(): raise ConfigError(f"{what} {str(path)!r} is not a folder: {q} is a file")
+    # permitted AND with write bits (as `gdml.data` judges a data root): root may write anywhere, but a
+    # folder without write bits is meant read-only
+    if q is not None and not (os.access(q, os.W_OK) and q.stat().st_mode & 0o222):
+        raise ConfigError(f"{what} {str(path)!r} is not writable: {q} is read-only")
+    return p
+
+
 # %% ../nbs/07_experiment.ipynb #123fac4f
 RESULT, ARRAYS, NOTEBOOK, FAILURE = 'result.json', 'embeddings.npz', 'run.ipynb', 'failure.json'
+FAILED_NOTEBOOK = 'failed.ipynb'   # a failed rerun's notebook, beside the whole record it left alone
+
+class RecordError(ValueError):
+    "A run record that cannot be used; the one-line message names the file and what is wrong with it."
 
 def atomic_write(path: str | os.PathLike, data: bytes | str):
-    "Write `data` to `path` through a temporary file in the same folder and a rename."
+    "Write `data` to `path` through a temporary file in the same folder and a rename; permissions from the umask."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         with os.fdopen(fd, 'wb') as f:
             f.write(data.encode() if isinstance(data, str) else data); f.flush(); os.fsync(f.fileno())
+        os.chmod(tmp, file_mode())   # mkstemp's 0600 would hide the file from the other users of a shared folder
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
@@ -298,7 +336,9 @@ def write_record(record: dict, out_dir: str | os.PathLike) -> Path:
     "Write `record` (from `run_experiment`) under `out_dir`; returns the run's folder."
     config = RunConfig(**record['config'])
     d = run_dir(config, out_dir)
-    buf = io.BytesIO(); np.savez_compressed(buf, **record['arrays'])
+    # the run id goes with the arrays: a rerun stopped between the two files cannot pass for a whole record
+    ids = {'run_id': np.array(str(record['run_id']))} if 'run_id' in record else {}
+    buf = io.BytesIO(); np.savez_compressed(buf, **record['arrays'], **ids)
     atomic_write(d/ARRAYS, buf.getvalue())
     meta = {k: v for k, v in record.items() if k != 'arrays'}
     meta.update(embeddings=ARRAYS, notebook=NOTEBOOK if (d/NOTEBOOK).exists() else None)
@@ -306,30 +346,84 @@ def write_record(record: dict, out_dir: str | os.PathLike) -> Path:
     (d/FAILURE).unlink(missing_ok=True)
     return d
 
+_RECORD_KEYS = dict(dataset=str, method=str, seed=int, profile=str, config_hash=str, config=dict, metrics=dict)
+
+def _check_fields(rec, f: Path) -> dict:
+    "`rec` if it holds what the tables and figures read, else RecordError naming `f`."
+    if not isinstance(rec, dict): raise RecordError(f"{f}: not a JSON object")
+    for k, kind in _RECORD_KEYS.items():
+        if not isinstance(rec.get(k), kind) or isinstance(rec.get(k), bool):
+            raise RecordError(f"{f}: {k!r} is missing or not a{'n' if kind is int else ''} {kind.__name__}")
+    m = rec['metrics']
+    if not m or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in m.values()):
+        raise RecordError(f"{f}: 'metrics' must map metric names to numbers, holds {json.dumps(m)[:80]}")
+    return rec
+
+def _load_arrays(d: Path, rec: dict) -> dict:
+    "The test embeddings and labels of the record in folder `d`, checked against `rec`."
+    f = d/ARRAYS
+    try:
+        with np.load(f, allow_pickle=False) as z: a = {k: z[k] for k in z.files}
+    except Exception as e:   # missing, truncated, not a zip, ...: np.load raises many types
+        raise RecordError(f"{f}: unreadable ({type(e).__name__}: {e})".splitlines()[0]) from e
+    emb, y = a.get('test_embeddings'), a.get('test_labels')
+    if emb is None or y is None or emb.ndim != 2 or y.ndim != 1 or len(emb) != len(y):
+        raise RecordError(f"{f}: needs test_embeddings (N, D) and test_labels (N,), holds "
+                          f"{ {k: v.shape for k, v in a.items()} }")
+    run = str(a.pop('run_id')) if 'run_id' in a else None
+    if run is not None and run != str(rec.get('run_id')):
+        raise RecordError(f"{f}: holds the arrays of run {run}, but {RESULT} is run {rec.get('run_id')}")
+    return a
+
 def load_record(path: str | os.PathLike, arrays: bool = False) -> dict:
-    "The record in the run folder `path` (or its `result.json`); with `arrays`, the test embeddings too."
+    """The record in the run folder `path` (or its `result.json`), checked whole (fields and embeddings);
+    with `arrays`, the test embeddings too. `FileNotFoundError` without `result.json`; `RecordError` when broken."""
     path = Path(path); d = path.parent if path.name == RESULT else path
-    rec = json.loads((d/RESULT).read_text()); rec['path'] = str(d)
-    if arrays:
-        with np.load(d/ARRAYS) as z: rec['arrays'] = {k: z[k] for k in z.files}
+    f = d/RESULT
+    try: text = f.read_text()
+    except FileNotFoundError: raise   # no record: not a broken one
+    except (OSError, UnicodeDecodeError) as e: raise RecordError(f"{f}: unreadable ({type(e).__name__}: {e})") from e
+    try: rec = json.loads(text)
+    except json.JSONDecodeError as e: raise RecordError(f"{f}: not valid JSON ({e}; truncated?)") from e
+    rec = _check_fields(rec, f)
+    rec['path'] = str(d)
+    a = _load_arrays(d, rec)
+    if arrays: rec['arrays'] = a
     return rec
 
 def has_record(config: RunConfig, out_dir: str | os.PathLike) -> bool:
-    "Whether `config` has a finished, readable record under `out_dir` made by the current source (else it is stale)."
+    "Whether `config` has a whole record under `out_dir` made by the current source (the sweep reruns a broken or stale one)."
     try: return load_record(run_dir(config, out_dir)).get('source_hash') == source_hash()
     except (OSError, ValueError): return False
 
+def scan_records(out_dir: str | os.PathLike, profile: str | None = None) -> tuple[list[dict], list[dict]]:
+    "The whole records under `out_dir` (optionally of one `profile`) and the broken ones as `dict(path, error)`."
+    good, broken = [], []
+    for p in sorted(Path(out_dir).glob(f'**/{RESULT}')):
+        try: rec = load_record(p)
+        except (OSError, RecordError) as e: broken.append(dict(path=str(p), error=str(e))); continue
+        if profile is None or rec['profile'] == profile: good.append(rec)
+    return good, broken
+
 def load_records(out_dir: str | os.PathLike, profile: str | None = None) -> list[dict]:
-    "Every record under `out_dir` (optionally of one `profile`), in a stable order."
-    recs = [load_record(p) for p in sorted(Path(out_dir).glob(f'**/{RESULT}'))]
-    return [r for r in recs if profile is None or r['profile'] == profile]
+    "Every whole record under `out_dir` (optionally of one `profile`), in a stable order; a broken one is skipped with a warning naming it."
+    import warnings
+    good, broken = scan_records(out_dir, profile)
+    for b in broken: warnings.warn(f"skipped a broken record: {b['error']}")
+    return good
 
 # %% ../nbs/07_experiment.ipynb #09c0c54a
 def run_and_write(config: RunConfig, out_dir: str | os.PathLike, *, force: bool = False,
-                  progress: bool = False) -> Path:
-    "Run `config` in this process and write its record, unless it has one already (and not `force`)."
+                  progress: bool = False, torch_threads: int | None = None) -> Path:
+    """Run `config` in this process and write its record, unless it has one already (and not `force`).
+    torch runs on `torch_threads` threads (default 1), as in the `run` notebook: the same numbers on both paths."""
+    from gdml.engine import pin_threads
     if not force and has_record(config, out_dir): return run_dir(config, out_dir)
-    return write_record(run_experiment(config, progress=progress), out_dir)
+    check_out_dir(out_dir)   # before training, not after
+    pin_threads(torch_threads)
+    record = run_experiment(config, progress=progress)
+    (run_dir(config, out_dir)/NOTEBOOK).unlink(missing_ok=True)   # an older run's notebook is not this run's
+    return write_record(record, out_dir)
 
 # %% ../nbs/07_experiment.ipynb #3fd02be0
 _KERNEL_START_ERRORS = ("Address already in use", "Kernel didn't respond", "Kernel died before replying",
@@ -352,34 +446,61 @@ def _is_kernel_start_error(e: BaseException) -> bool:
     if isinstance(e, papermill.PapermillExecutionError): return False
     return isinstance(e, TimeoutError) or any(s.lower() in f"{type(e).__name__}: {e}".lower() for s in _KERNEL_START_ERRORS)
 
+def _record_id(d: Path) -> str | None:
+    "The run id of the whole record in folder `d`, or None."
+    try: return load_record(d)['run_id']
+    except (OSError, ValueError, KeyError): return None
+
+def _name_notebook(d: Path):
+    "Name the executed notebook in the record it wrote (the notebook ran under a temporary name)."
+    try: meta = json.loads((d/RESULT).read_text())
+    except (OSError, ValueError): return
+    if meta.get('notebook') != NOTEBOOK: atomic_write(d/RESULT, json.dumps(dict(meta, notebook=NOTEBOOK), indent=1))
+
+def _file_failure(d: Path, attempt_nb: Path, before: str | None, msg: str, attempts: int) -> Path:
+    "Put a failed attempt's notebook where it damages no record; returns where it went."
+    after = _record_id(d)
+    if after is not None and after == before:   # the record of an earlier run: leave it whole
+        dest = d/FAILED_NOTEBOOK
+    else:                                      # no record (or one this attempt wrote): the notebook is the run's
+        dest = d/NOTEBOOK
+        if after is None:
+            atomic_write(d/FAILURE, json.dumps(dict(error=msg, notebook=str(dest), attempts=attempts,
+                time=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))))
+    if attempt_nb.exists(): os.replace(attempt_nb, dest)
+    return dest
+
 def execute_run(config: RunConfig, out_dir: str | os.PathLike, *, force: bool = False, notebook=None,
                 kernel_name: str = 'python3', retries: int = 4, stagger: float = 1.0,
                 execution_timeout: float | None = None, zhat_cache: bool = True) -> dict:
     """Run `config` through the `run` notebook unless it has a record (sharing Z-hat between runs of one
     `out_dir` through its `.zhat-cache` folder unless not `zhat_cache`); a status dict:
-    `status` ('done', 'skipped' or 'failed'), `dir`, `notebook` and, for a failure, `error`."""
+    `status` ('done', 'skipped' or 'failed'), `dir`, `notebook` and, for a failure, `error`.
+    The notebook runs under a temporary name: a failed rerun leaves a whole record as it was."""
     import papermill
     d = run_dir(config, out_dir); out_nb = d/NOTEBOOK
     status = dict(dataset=dataset_slug(config.dataset), method=config.method, seed=config.seed,
                   hash=config_hash(config), dir=str(d), notebook=str(out_nb))
     if not force and has_record(config, out_dir): return dict(status, status='skipped')
+    check_out_dir(out_dir)
     d.mkdir(parents=True, exist_ok=True)
-    for p in d.glob('.*.tmp'): p.unlink(missing_ok=True)   # leftovers of a killed attempt
+    for p in [*d.glob('.*.tmp'), *d.glob('.attempt-*.ipynb')]: p.unlink(missing_ok=True)   # a killed attempt's leftovers
+    before, attempt_nb = _record_id(d), d/f".attempt-{uuid.uuid4().hex[:8]}.ipynb"
     params = notebook_parameters(config, out_dir, force=True,
                                  zhat_cache=str(Path(out_dir).resolve()/ZHAT_CACHE) if zhat_cache else None)
     for attempt in range(retries + 1):
         time.sleep(random.uniform(0, stagger * 2**attempt))   # spread out simultaneous kernel starts
         try:
-            papermill.execute_notebook(str(notebook or run_notebook_path()), str(out_nb), parameters=params,
+            papermill.execute_notebook(str(notebook or run_notebook_path()), str(attempt_nb), parameters=params,
                                        kernel_name=kernel_name, progress_bar=False, log_output=False,
                                        execution_timeout=execution_timeout, cwd=str(d))
+            os.replace(attempt_nb, out_nb); _name_notebook(d)
+            (d/FAILED_NOTEBOOK).unlink(missing_ok=True)   # an older failed rerun's notebook: superseded
             return dict(status, status='done')
         except Exception as e:
             if attempt < retries and _is_kernel_start_error(e): continue
             msg = (f"{type(e).__name__}: {getattr(e, 'evalue', None) or e}").splitlines()[0][:500]
-            atomic_write(d/FAILURE, json.dumps(dict(error=msg, notebook=str(out_nb), attempts=attempt + 1,
-                time=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))))
-            return dict(status, status='failed', error=msg)
+            return dict(status, status='failed', error=msg, notebook=str(_file_failure(d, attempt_nb, before, msg, attempt + 1)))
 
 # %% ../nbs/07_experiment.ipynb #43f59ce8
 MANIFEST = 'sweep.json'
@@ -391,37 +512,115 @@ def records_frame(records: Iterable[dict]) -> 'pd.DataFrame':
                  hash=r['config_hash'], path=r.get('path'), finished=r.get('finished'), **r['metrics']) for r in records]
     return pd.DataFrame(rows, columns=['dataset', 'method', 'seed', 'profile', 'hash', 'path', 'finished', *METRICS])
 
-def expected_grid(runs_dir: str | os.PathLike, records: list[dict] | None = None) -> 'pd.DataFrame':
-    "The cells (dataset, method, seed, hash) a sweep asked for, from `sweep.json` or inferred from the records."
-    import pandas as pd
+def read_manifest(runs_dir: str | os.PathLike) -> list[dict]:
+    "The cells of `runs_dir/sweep.json` (none without one); RecordError naming the file when it is unreadable."
     man = Path(runs_dir)/MANIFEST
-    if man.exists():
-        return pd.DataFrame(json.loads(man.read_text())['cells'], columns=['dataset', 'method', 'seed', 'hash', 'dir'])
-    recs = records_frame(load_records(runs_dir) if records is None else records)
-    cells = [dict(dataset=d, method=m, seed=int(s), hash=None, dir=None)
-             for d in sorted(recs.dataset.unique()) for m in METHODS for s in sorted(recs.seed.unique())]
-    return pd.DataFrame(cells, columns=['dataset', 'method', 'seed', 'hash', 'dir'])
+    try: cells = json.loads(man.read_text())['cells']
+    except FileNotFoundError: return []
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise RecordError(f"{man}: unreadable sweep manifest ({type(e).__name__}: {e})") from e
+    if not isinstance(cells, list) or not all(isinstance(c, dict) and {'dataset', 'method', 'seed'} <= set(c) for c in cells):
+        raise RecordError(f"{man}: 'cells' must be a list of {{dataset, method, seed, ...}} objects")
+    return cells
 
-def grid_records(runs_dir: str | os.PathLike, profile: str | None = None) -> tuple[list[dict], 'pd.DataFrame']:
-    "The records of the expected grid under `runs_dir` and the grid's missing cells (with their status)."
+def dataset_key(record: dict) -> str:
+    "What names a record's dataset: a benchmark's name, or an ImageFolder's full path (same-named folders differ)."
+    return (record.get('config') or {}).get('dataset') or record['dataset']
+
+def dataset_labels(keys: Iterable[str]) -> dict[str, str]:
+    "A short label per dataset key, unique among `keys`: the name, with as many parent folders as tell same-named folders apart."
+    parts = {k: (k,) if k in DATASETS else Path(k).parts for k in set(keys)}
+    tail = lambda k, n: str(Path(*parts[k][-n:]))
+    out = {}
+    for k in parts:
+        n = 1
+        while n < len(parts[k]) and any(tail(o, n) == tail(k, n) for o in parts if o != k): n += 1
+        out[k] = tail(k, n)
+    return out
+
+def expected_grid(records: list[dict], cells: list[dict] = (), methods: Iterable[str] = METHODS,
+                  profile: str | None = None) -> 'pd.DataFrame':
+    """Every cell a table should fill: for each dataset (`key`) of the `records` or of the manifest `cells`,
+    `methods` x every seed seen for that dataset; `hash` is the configuration the manifest asks for (else None)."""
     import pandas as pd
-    records, grid = load_records(runs_dir, profile), None
-    grid = expected_grid(runs_dir, records)
-    by_key = {}
-    for r in sorted(records, key=lambda r: r.get('finished') or ''):   # the newest record of a cell wins
-        key = (r['dataset'], r['method'], r['seed']) if grid.hash.isna().all() else r['config_hash']
-        by_key[key] = r
-    chosen, missing = [], []
-    for cell in grid.itertuples():
-        key = (cell.dataset, cell.method, cell.seed) if cell.hash is None or pd.isna(cell.hash) else cell.hash
-        if key in by_key: chosen.append(by_key[key]); continue
-        failed = cell.dir is not None and not pd.isna(cell.dir) and (Path(cell.dir)/FAILURE).exists()
-        missing.append(dict(dataset=cell.dataset, method=cell.method, seed=cell.seed,
-                            status='failed' if failed else 'not run',
-                            notebook=str(Path(cell.dir)/NOTEBOOK) if failed else None))
-    return chosen, pd.DataFrame(missing, columns=['dataset', 'method', 'seed', 'status', 'notebook'])
+    by_hash = {r['config_hash']: dataset_key(r) for r in records}
+    wanted = {}
+    for c in cells:
+        if profile is not None and c.get('profile', profile) != profile: continue
+        key = c.get('source') or by_hash.get(c.get('hash')) or c['dataset']   # older manifests lack 'source'
+        wanted[(key, c['method'], int(c['seed']))] = c.get('hash')
+    seeds = {}
+    for k, _, s in [*wanted, *((dataset_key(r), r['method'], r['seed']) for r in records)]: seeds.setdefault(k, set()).add(s)
+    rows = [dict(key=k, method=m, seed=s, hash=wanted.get((k, m, s)))
+            for k in sorted(seeds) for m in PAPER_ORDER if m in set(methods) for s in sorted(seeds[k])]
+    return pd.DataFrame(rows, columns=['key', 'method', 'seed', 'hash'])
+
+def _hole(runs_dir: Path, label: str, cell: dict) -> dict:
+    "The row of a cell without a record: 'failed' (with the failed notebook and its error) or 'not run'."
+    pattern = f"seed{cell['seed']}-{cell['hash'] if isinstance(cell['hash'], str) else '*'}"
+    for d in sorted((runs_dir/dataset_slug(cell['key'])/cell['method']).glob(pattern)):
+        try: fail = json.loads((d/FAILURE).read_text())
+        except (OSError, ValueError): continue
+        return dict(dataset=label, method=cell['method'], seed=cell['seed'], status='failed',
+                    path=str(d/NOTEBOOK), error=str(fail.get('error')) if isinstance(fail, dict) else None)
+    return dict(dataset=label, method=cell['method'], seed=cell['seed'], status='not run', path=None, error=None)
+
+def _broken_row(runs_dir: Path, b: dict) -> dict:
+    "The row of a broken record; dataset, method and seed read from its folder `<dataset>/<method>/seed<N>-<hash>`."
+    parts = Path(b['path']).relative_to(runs_dir).parts
+    cell = dict(dataset=None, method=None, seed=None)
+    if len(parts) == 4 and parts[2].startswith('seed') and parts[2][4:].split('-')[0].isdigit():
+        cell = dict(dataset=parts[0], method=parts[1], seed=int(parts[2][4:].split('-')[0]))
+    return dict(cell, status='broken', path=b['path'], error=b['error'])
+
+def grid_records(runs_dir: str | os.PathLike, profile: str | None = None,
+                 methods: Iterable[str] = METHODS) -> tuple[list[dict], 'pd.DataFrame']:
+    """The record of each cell of the expected grid under `runs_dir`, and the holes: cells without a record
+    ('not run', or 'failed' with its notebook) and broken records ('broken', with the file and its fault).
+    A cell's record is the one of the configuration `sweep.json` asks for, else the newest; its 'dataset'
+    is the dataset's label (`dataset_labels`)."""
+    import pandas as pd
+    runs_dir = Path(runs_dir)
+    records, broken = scan_records(runs_dir, profile)
+    try: cells = read_manifest(runs_dir)
+    except RecordError as e: cells = []; broken.append(dict(path=str(runs_dir/MANIFEST), error=str(e)))
+    grid = expected_grid(records, cells, methods, profile).to_dict('records')
+    labels = dataset_labels(c['key'] for c in grid)
+    by_cell = {}
+    for r in sorted(records, key=lambda r: r.get('finished') or ''):   # newest last
+        by_cell.setdefault((dataset_key(r), r['method'], r['seed']), []).append(r)
+    chosen, holes = [], []
+    for c in grid:
+        mine = [r for r in by_cell.get((c['key'], c['method'], c['seed']), [])
+                if not isinstance(c['hash'], str) or r['config_hash'] == c['hash']]
+        if mine: chosen.append(dict(mine[-1], dataset=labels[c['key']]))
+        else: holes.append(_hole(runs_dir, labels[c['key']], c))
+    bad = [_broken_row(runs_dir, b) for b in broken]
+    seen = {(b['dataset'], b['method'], b['seed']) for b in bad}
+    holes = [h for h in holes if (h['dataset'], h['method'], h['seed']) not in seen] + bad
+    return chosen, pd.DataFrame(holes, columns=['dataset', 'method', 'seed', 'status', 'path', 'error'])
 
 # %% ../nbs/07_experiment.ipynb #a15b7a8e
+def _file_stem(label: str) -> str: return label.replace('/', '_').replace(os.sep, '_')
+
+def select_datasets(runs_dir, records: list[dict], holes: 'pd.DataFrame', requested: Iterable[str] | None = None) -> list[str]:
+    """The labels of the datasets to draw: every dataset with records (the paper's order), or the `requested`
+    ones, by label, name or path; ConfigError for a dataset without records, FileNotFoundError for no records."""
+    if not records:
+        bad = holes[holes.status == 'broken']
+        raise FileNotFoundError(f"no run records (result.json) under {runs_dir}" +
+                                (f"; {len(bad)} broken, e.g. {bad.error.iloc[0]}" if len(bad) else ''))
+    keys = {r['dataset']: dataset_key(r) for r in records}
+    have = sorted(keys, key=lambda d: (TABLE_NUMBERS.get(d, 9), d))
+    if not requested: return have
+    out = []
+    for name in dict.fromkeys(requested):
+        path = name if name in DATASETS else str(Path(name).expanduser().resolve())
+        hits = [d for d in have if name in (d, dataset_slug(keys[d])) or keys[d] == path]
+        if not hits: raise ConfigError(f"dataset {name!r} has no records under {runs_dir}; datasets with records: {', '.join(have)}")
+        out += [d for d in hits if d not in out]
+    return out
+
 def summary_frame(records: list[dict]) -> 'pd.DataFrame':
     "Long frame (dataset, method, metric, mean, ci95, n) from `gdml.metrics.summarise`, one dataset at a time."
     import pandas as pd
@@ -485,18 +684,19 @@ def write_tables(runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
                  datasets: Iterable[str] | None = None, methods: Iterable[str] = METHODS,
                  profile: str | None = None) -> dict:
     """Write each dataset's table as `table_<dataset>.{md,tex,csv}` (and `summary.csv`, `missing.csv`)
-    into `out_dir` (default `runs_dir/tables`). Returns the paths, the tables and the missing cells."""
-    records, missing = grid_records(runs_dir, profile)
-    if not records: raise FileNotFoundError(f"no run records (result.json) under {runs_dir}")
-    out = Path(out_dir or Path(runs_dir)/'tables'); methods = tuple(methods)
+    into `out_dir` (default `runs_dir/tables`). Returns the paths, the tables and the holes (`grid_records`)."""
+    methods = tuple(dict.fromkeys(methods))
+    records, missing = grid_records(runs_dir, profile, methods)
+    requested, datasets = datasets, select_datasets(runs_dir, records, missing, datasets)
+    if requested: missing = missing[missing.dataset.isin(datasets) | (missing.status == 'broken')].reset_index(drop=True)
+    out = Path(out_dir or Path(runs_dir)/'tables')
     summary = summary_frame(records)
-    datasets = [d for d in (datasets or sorted(summary.dataset.unique(), key=lambda d: TABLE_NUMBERS.get(d, 9)))]
     paths, tables = [], {}
     for ds in datasets:
-        title, stem = table_title(ds), out/f"table_{ds}"
+        title, stem = table_title(ds), out/f"table_{_file_stem(ds)}"
         tables[ds] = paper_table(summary, ds, methods)
         atomic_write(stem.with_suffix('.md'), to_markdown(paper_table(summary, ds, methods, 'markdown'), title))
-        atomic_write(stem.with_suffix('.tex'), to_latex(paper_table(summary, ds, methods, 'latex'), title, f"tab:{ds}"))
+        atomic_write(stem.with_suffix('.tex'), to_latex(paper_table(summary, ds, methods, 'latex'), title, f"tab:{_file_stem(ds)}"))
         atomic_write(stem.with_suffix('.csv'), tables[ds].to_csv())
         paths += [stem.with_suffix(s) for s in ('.md', '.tex', '.csv')]
     atomic_write(out/'summary.csv', summary.to_csv(index=False)); paths.append(out/'summary.csv')
@@ -510,12 +710,14 @@ def plot_embeddings(records: list[dict], dataset: str, *, methods: Iterable[str]
     import matplotlib; import matplotlib.pyplot as plt; import seaborn as sns; import pandas as pd
     recs = [r for r in records if r['dataset'] == dataset]
     methods = [m for m in PAPER_ORDER if m in set(methods) and any(r['method'] == m for r in recs)]
-    if not methods: raise ValueError(f"no records of dataset {dataset!r}")
+    if not methods: raise ConfigError(f"no records of dataset {dataset!r}")
     fig, axes = plt.subplots(1, len(methods), figsize=(3.2 * len(methods) + 1.5, 3.4), squeeze=False)
     classes = None
     for ax, m in zip(axes[0], methods):
         mine = sorted((r for r in recs if r['method'] == m), key=lambda r: r['seed'])
-        r = next((r for r in mine if r['seed'] == seed), mine[0]) if seed is not None else mine[0]
+        r = mine[0] if seed is None else next((r for r in mine if r['seed'] == seed), None)
+        if r is None:
+            raise ConfigError(f"seed {seed} has no record of {m} on {dataset}; its seeds: {', '.join(str(r['seed']) for r in mine)}")
         arrays = r.get('arrays') or load_record(r['path'], arrays=True)['arrays']
         e, y = arrays['test_embeddings'], arrays['test_labels']
         if len(y) > max_points:   # a fixed subsample keeps the PDF small
@@ -534,17 +736,19 @@ def plot_embeddings(records: list[dict], dataset: str, *, methods: Iterable[str]
 def write_figures(runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
                   datasets: Iterable[str] | None = None, methods: Iterable[str] = METHODS,
                   seed: int | None = None, profile: str | None = None) -> dict:
-    "Save `figure_<dataset>.png` and `.pdf` into `out_dir` (default `runs_dir/figures`); returns paths and figures."
+    """Save `figure_<dataset>.png` and `.pdf` into `out_dir` (default `runs_dir/figures`); returns the paths,
+    the figures and the holes (`grid_records`: broken records are skipped and listed there)."""
     import matplotlib.pyplot as plt
-    records, _ = grid_records(runs_dir, profile)
-    if not records: raise FileNotFoundError(f"no run records (result.json) under {runs_dir}")
+    methods = tuple(dict.fromkeys(methods))
+    records, missing = grid_records(runs_dir, profile, methods)
+    requested, datasets = datasets, select_datasets(runs_dir, records, missing, datasets)
+    if requested: missing = missing[missing.dataset.isin(datasets) | (missing.status == 'broken')].reset_index(drop=True)
     out = Path(out_dir or Path(runs_dir)/'figures')
-    datasets = list(datasets or sorted({r['dataset'] for r in records}, key=lambda d: TABLE_NUMBERS.get(d, 9)))
-    paths, figs = [], {}
-    for ds in datasets:
-        fig = figs[ds] = plot_embeddings(records, ds, methods=methods, seed=seed)
+    figs = {ds: plot_embeddings(records, ds, methods=methods, seed=seed) for ds in datasets}   # every check before any file
+    paths = []
+    for ds, fig in figs.items():
         for fmt in ('png', 'pdf'):
             buf = io.BytesIO(); fig.savefig(buf, format=fmt, dpi=150, bbox_inches='tight')
-            atomic_write(out/f"figure_{ds}.{fmt}", buf.getvalue()); paths.append(out/f"figure_{ds}.{fmt}")
+            path = out/f"figure_{_file_stem(ds)}.{fmt}"; atomic_write(path, buf.getvalue()); paths.append(path)
         plt.close(fig)
-    return dict(paths=paths, figures=figs)
+    return dict(paths=paths, figures=figs, missing=missing)

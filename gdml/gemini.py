@@ -13,7 +13,7 @@ import math
 
 from .protocol import DEFAULTS, GEMINI_STREAMS
 from .engine import (get_device, seed_everything, to_model_input, make_sgd, train_epochs,
-                         channel_stats, flush_denormals, autocast)
+                         channel_stats, flush_denormals, autocast, check_labels)
 from .sampler import ClassPairTripletSampler
 from .losses import gemini_loss, constraint_loss
 
@@ -153,6 +153,7 @@ def fit_gemini(x, y, *, mean=None, std=None, embedding_dim: int = D['embedding_d
                batches_per_pair: int = 1, device='auto', seed: int = 0, progress: bool = True) -> tuple[Gemini, torch.Tensor]:
     """Algorithm 1: train GEMINI on class-pair triplets of (x, y) with Eq. 5 (or Eq. 6 given
     `constraints`); returns (model, z_hat), z_hat the train set in the reduced hypothesis space."""
+    y = check_labels(y, names=['y'])   # any integer labels -> 0..c-1: stream k is the k-th smallest label
     device = get_device(device)
     g = seed_everything(seed)
     y, c = _class_positions(y)

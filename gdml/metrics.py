@@ -18,6 +18,8 @@ from sklearn.neighbors import KNeighborsClassifier
 from threadpoolctl import threadpool_limits
 from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 
+from .engine import check_labels
+
 # %% auto #0
 __all__ = ['METRICS', 'EXTRA_METRICS', 'RANKINGS', 'LOO_METRICS', 'check_embeddings', 'nn_predictions', 'ranking_metrics',
            'pml_ranking_metrics', 'kmeans_clusters', 'evaluate', 'brute_force_metrics', 'summarise', 'knn_distance',
@@ -150,6 +152,7 @@ def evaluate(train_emb, train_labels, test_emb, test_labels, *, seed: int = 0, r
     or torch tensors. 1-NN ties go to the lowest train index. `ranking` picks R-Precision/MAP@R:
     'pml' (PML's AccuracyCalculator on faiss, float32) or 'exact' (`ranking_metrics`: float64,
     ties by lowest train index, faster)."""
+    train_labels, test_labels = check_labels(train_labels, test_labels, names=('train_labels', 'test_labels'))
     if ranking not in RANKINGS: raise ValueError(f"ranking={ranking!r} is not one of {RANKINGS}")
     train_emb, train_labels = check_embeddings(train_emb, train_labels, 'train_emb')
     test_emb, test_labels = check_embeddings(test_emb, test_labels, 'test_emb')

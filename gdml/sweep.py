@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .experiment import (RunConfig, make_config, run_dir, config_hash, dataset_slug, execute_run, has_record,
-                             atomic_write, MANIFEST, METHODS)
+                             atomic_write, MANIFEST, METHODS, ConfigError, check_out_dir, read_manifest)
 
 # %% auto #0
 __all__ = ['seed_list', 'expand_grid', 'write_manifest', 'local_cluster', 'slurm_cluster', 'make_cluster', 'run_sweep']
@@ -24,21 +24,20 @@ def seed_list(seeds: int | Iterable[int]) -> list[int]:
 
 def expand_grid(datasets: Iterable[str] = ('digits',), methods: Iterable[str] = METHODS,
                 seeds: int | Iterable[int] = 3, profile: str = 'quick', **overrides) -> list[RunConfig]:
-    "Every (dataset, method, seed) cell as a checked `RunConfig` with the same profile and overrides."
-    return [make_config(d, m, s, profile, **overrides)
-            for d in datasets for m in methods for s in seed_list(seeds)]
+    "Every (dataset, method, seed) cell as a checked `RunConfig` with the same profile and overrides, each once."
+    return list(dict.fromkeys(make_config(d, m, s, profile, **overrides)   # `--methods gdml gdml` is one method
+                              for d in datasets for m in methods for s in seed_list(seeds)))
 
 # %% ../nbs/08_sweep.ipynb #a2144f7c
 def write_manifest(configs: list[RunConfig], out_dir: str | os.PathLike) -> Path:
     "Merge the grid of `configs` into `out_dir/sweep.json`; returns its path."
     path = Path(out_dir)/MANIFEST
-    cells = {}
-    if path.exists():
-        cells = {(c['dataset'], c['method'], c['seed']): c for c in json.loads(path.read_text())['cells']}
+    key = lambda c: (c.get('source', c['dataset']), c['method'], c['seed'])   # two folders named alike are two datasets
+    cells = {key(c): c for c in read_manifest(out_dir)}   # an unreadable manifest is an error, not lost cells
     for c in configs:
-        cells[(dataset_slug(c.dataset), c.method, c.seed)] = dict(
-            dataset=dataset_slug(c.dataset), method=c.method, seed=c.seed, hash=config_hash(c),
-            dir=str(run_dir(c, Path(out_dir).resolve())), profile=c.profile)
+        cell = dict(dataset=dataset_slug(c.dataset), source=c.dataset, method=c.method, seed=c.seed,
+                    hash=config_hash(c), dir=str(run_dir(c, Path(out_dir).resolve())), profile=c.profile)
+        cells[key(cell)] = cell
     atomic_write(path, json.dumps(dict(cells=list(cells.values())), indent=1))
     return path
 
@@ -90,6 +89,13 @@ def make_cluster(kind: str = 'local', *, workers: int | None = None, runs_per_gp
     if kind == 'slurm': return slurm_cluster(slurm_jobs, runs_per_gpu=runs_per_gpu, **(slurm_options or {}))
     raise ValueError(f"cluster {kind!r} is not one of: local, slurm")
 
+def _check_options(cluster: str, workers, runs_per_gpu, slurm_jobs):
+    "ConfigError for a bad cluster option."
+    if cluster not in ('local', 'slurm'): raise ConfigError(f"cluster {cluster!r} is not one of: local, slurm")
+    for name, v in (('workers', workers), ('runs_per_gpu', runs_per_gpu), ('slurm_jobs', slurm_jobs)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
+
 def _status_row(c: RunConfig, out_dir, status: str, **kw) -> dict:
     return dict(dataset=dataset_slug(c.dataset), method=c.method, seed=c.seed, hash=config_hash(c),
                 status=status, dir=str(run_dir(c, out_dir)), **kw)
@@ -104,7 +110,9 @@ def run_sweep(configs: list[RunConfig], out_dir: str | os.PathLike, *, force: bo
     import pandas as pd
     from distributed import Client, as_completed
     from tqdm.auto import tqdm
-    out_dir = Path(out_dir).resolve(); out_dir.mkdir(parents=True, exist_ok=True)
+    _check_options(cluster, workers, runs_per_gpu, slurm_jobs)   # a bad option writes nothing
+    out_dir = check_out_dir(out_dir, 'the sweep folder').resolve(); out_dir.mkdir(parents=True, exist_ok=True)
+    configs = list(dict.fromkeys(configs))
     write_manifest(configs, out_dir)
     todo = [c for c in configs if force or not has_record(c, out_dir)]
     rows = [_status_row(c, out_dir, 'skipped') for c in configs if c not in todo]

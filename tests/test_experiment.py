@@ -1,24 +1,25 @@
 """Run records end to end: configuration, the papermill run notebook, atomic records, failures."""
-import json, os, sys
+import json, os, re, shutil, stat, subprocess, sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from gdml.experiment import (CONFIG_FIELDS, RESULT, ARRAYS, NOTEBOOK, FAILURE, ConfigError, config_hash,
-                             execute_run, has_record, load_record, make_config, run_dir, run_notebook_path,
-                             write_record, atomic_write, source_hash)
+from gdml.experiment import (CONFIG_FIELDS, RESULT, ARRAYS, NOTEBOOK, FAILURE, FAILED_NOTEBOOK, MANIFEST, METRICS,
+                             ConfigError, config_hash, execute_run, has_record, load_record, make_config, run_dir,
+                             run_notebook_path, write_record, atomic_write, scan_records, source_hash)
+from gdml.sweep import write_manifest
 
 TINY = dict(gemini_epochs=1, epochs=1, device='cpu')
+_META = dict(run_id='r0', dataset='digits', method='gdml', seed=0, profile='quick', config_hash='h', source_hash=source_hash(),
+             metrics=dict.fromkeys(METRICS, 50.0))
 
 
-def test_profiles_and_overrides():
-    paper = make_config('cifar10', 'gdml', profile='paper')
-    assert (paper.arch, paper.embedding_dim, paper.gemini_epochs, paper.triplets_per_batch, paper.gemini_lr,
-            paper.beta, paper.margin, paper.epochs, paper.batch_size, paper.lr, paper.weight_decay, paper.clip) == \
-           ('resnet18', 2, 12, 64, 1e-3, 0.005, 3.0, 50, 128, 0.1, 1e-4, 0.1)
-    assert make_config('digits', 'margin', lr=0.3, epochs=None).lr == 0.3
-    assert make_config(profile='quick').arch == 'small_cnn'
+def _record(config, run_id='r0'):
+    "A made-up record of `config` with known metrics and arrays."
+    return dict(_META, run_id=run_id, method=config.method, seed=config.seed, config_hash=config_hash(config),
+                config=config.__dict__, arrays=dict(test_embeddings=np.random.rand(6, 2), test_labels=np.arange(6) % 2))
 
 
 @pytest.mark.parametrize('kw, msg', [(dict(dataset='svhn'), "dataset 'svhn' is not one of: mnist"),
@@ -26,17 +27,11 @@ def test_profiles_and_overrides():
                                      (dict(profile='full'), 'paper, quick'),
                                      (dict(batch_size=0), 'batch_size must be > 0'),
                                      (dict(arch='vgg'), 'resnet18, small_cnn'),
-                                     (dict(seed=-1), 'seed must be >= 0')])
+                                     (dict(seed=-1), 'seed must be >= 0'),
+                                     (dict(batch_size=1), 'batch_size must be >= 2')])
 def test_bad_values_are_one_line_errors(kw, msg):
     with pytest.raises(ConfigError) as e: make_config(**kw)
     assert msg in str(e.value) and '\n' not in str(e.value)
-
-
-def test_hash_names_the_folder():
-    a, b = make_config(seed=3), make_config(seed=3, device='cpu')
-    assert config_hash(a) == config_hash(b)                 # the device is not part of the run's identity
-    assert config_hash(a) != config_hash(make_config(seed=3, margin=2.0))
-    assert run_dir(a, 'o') == Path('o/digits/gdml')/f'seed3-{config_hash(a)}'
 
 
 def test_run_notebook_parameters_match_the_config():
@@ -47,28 +42,44 @@ def test_run_notebook_parameters_match_the_config():
     assert params['epochs']['default'] == 'None' and params['dataset']['default'] == "'digits'"
 
 
-def test_execute_run_writes_a_full_record_then_skips(tmp_path):
-    config = make_config('digits', 'triplet', seed=1, **TINY)
-    st = execute_run(config, tmp_path)
+@pytest.fixture(scope='module')
+def notebook_run(tmp_path_factory):
+    "One tiny G-DML run through the `run` notebook (papermill): (config, status, a folder holding its record)."
+    config = make_config('digits', 'gdml', seed=1, **TINY)
+    out = tmp_path_factory.mktemp('notebook-run')
+    return config, execute_run(config, out), out
+
+
+@pytest.fixture
+def runs(notebook_run, tmp_path):
+    "A copy of the shared run's output folder, for a test to change."
+    shutil.copytree(notebook_run[2], tmp_path/'runs')
+    return tmp_path/'runs'
+
+
+def test_execute_run_writes_a_full_record_then_skips(notebook_run, runs):
+    config, st, _ = notebook_run
     assert st['status'] == 'done', st
-    d = run_dir(config, tmp_path)
+    d = run_dir(config, runs)
     assert sorted(p.name for p in d.iterdir()) == sorted([RESULT, ARRAYS, NOTEBOOK])
     rec = load_record(d, arrays=True)
     assert rec['config'] == {**config.__dict__} and rec['seed'] == 1 and rec['config_hash'] == config_hash(config)
     assert set(rec['metrics']) == {'recall_at_1', 'f1', 'nmi', 'r_precision', 'map_at_r', 'recall_macro'}
     assert all(0 <= v <= 100 for v in rec['metrics'].values())
-    assert set(rec['timings']) >= {'baseline', 'evaluation', 'total'}
+    assert set(rec['timings']) >= {'gemini', 'student', 'evaluation', 'total'}
     assert rec['versions']['python_executable'] == sys.executable   # the kernel is this environment's python
     assert {'python', 'torch', 'gdml'} <= set(rec['versions']) and rec['device']['type'] == 'cpu'
-    assert rec['git_commit'] and rec['notebook'] == NOTEBOOK
+    head = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
+    assert re.fullmatch('[0-9a-f]{40}', rec['git_commit']) and rec['git_commit'] == head   # not 'unknown'
+    assert rec['notebook'] == NOTEBOOK and rec['device']['torch_threads'] == 1
     assert rec['arrays']['test_embeddings'].shape == (rec['n_test'], 2)
     assert len(rec['arrays']['test_labels']) == rec['n_test']
     executed = json.loads((d/NOTEBOOK).read_text())
     assert any('papermill' in c.get('metadata', {}) for c in executed['cells'])
     mtime = (d/RESULT).stat().st_mtime_ns
-    assert execute_run(config, tmp_path)['status'] == 'skipped'
+    assert execute_run(config, runs)['status'] == 'skipped'
     assert (d/RESULT).stat().st_mtime_ns == mtime
-    assert execute_run(config, tmp_path, force=True)['status'] == 'done'
+    assert execute_run(config, runs, force=True)['status'] == 'done'
     assert load_record(d)['run_id'] != rec['run_id']
 
 
@@ -84,7 +95,7 @@ def test_a_failed_run_leaves_its_notebook_and_no_record(tmp_path):
 
 def test_record_writes_are_atomic(tmp_path, monkeypatch):
     config = make_config(**TINY)
-    record = dict(config=config.__dict__, metrics={}, source_hash=source_hash(), arrays=dict(test_embeddings=np.zeros((2, 2)), test_labels=np.zeros(2)))
+    record = dict(config=config.__dict__, **_META, arrays=dict(test_embeddings=np.zeros((2, 2)), test_labels=np.zeros(2)))
     real_replace = os.replace
     def fail_on_result(src, dst):
         if Path(dst).name == RESULT: raise OSError('disk full')
@@ -131,3 +142,81 @@ def test_both_protocols_run_through_the_cli(tmp_path, profile, dataset, sizes):
     assert rec['config'] == {**want.__dict__, 'device': 'cpu'} and rec['profile'] == profile
     assert 0 <= rec['metrics']['recall_macro'] <= 100
     if profile == 'authors': assert rec['val_loss'] is not None       # the authors' 90/10 split held out 10%
+
+
+@pytest.mark.parametrize('spoil, fault', [
+    (lambda d: (d/RESULT).write_text((d/RESULT).read_text()[:120]), 'result.json: not valid JSON'),
+    (lambda d: (d/RESULT).write_text(json.dumps({k: v for k, v in json.loads((d/RESULT).read_text()).items() if k != 'metrics'})),
+     "result.json: 'metrics' is missing"),
+    (lambda d: (d/ARRAYS).write_bytes(b'junk'), 'embeddings.npz: unreadable'),
+    (lambda d: (d/ARRAYS).unlink(), 'embeddings.npz: unreadable (FileNotFoundError'),
+], ids=['truncated', 'no metrics', 'junk embeddings', 'no embeddings'])
+def test_a_broken_record_is_named_and_counts_as_missing(tmp_path, spoil, fault):
+    good, bad = make_config(seed=0), make_config(seed=1)
+    write_record(_record(good), tmp_path); spoil(write_record(_record(bad), tmp_path))
+    assert has_record(good, tmp_path) and not has_record(bad, tmp_path)   # the sweep runs it again
+    records, broken = scan_records(tmp_path)
+    assert [r['seed'] for r in records] == [0] and len(broken) == 1
+    assert fault in broken[0]['error'] and str(run_dir(bad, tmp_path)) in broken[0]['error']
+
+
+def test_arrays_of_another_run_are_caught(tmp_path):
+    config = make_config()
+    d = write_record(_record(config, 'old'), tmp_path)
+    arrays = (d/ARRAYS).read_bytes()
+    write_record(_record(config, 'new'), tmp_path)
+    (d/ARRAYS).write_bytes(arrays)   # as if a rerun had stopped between the two files
+    with pytest.raises(ValueError, match="holds the arrays of run old, but result.json is run new"): load_record(d)
+
+
+FAILING_NB = {"cells": [{"cell_type": "code", "execution_count": None, "id": "p", "metadata": {"tags": ["parameters"]},
+                         "outputs": [], "source": "dataset = None"},
+                        {"cell_type": "code", "execution_count": None, "id": "f", "metadata": {}, "outputs": [],
+                         "source": "raise RuntimeError('the rerun broke')"}],
+              "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+              "nbformat": 4, "nbformat_minor": 5}
+
+
+def test_a_failed_rerun_leaves_the_good_record_whole(notebook_run, runs, tmp_path):
+    config = notebook_run[0]
+    d = run_dir(config, runs)
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+    (tmp_path/'fail.ipynb').write_text(json.dumps(FAILING_NB))
+    st = execute_run(config, runs, force=True, notebook=tmp_path/'fail.ipynb', retries=0)
+    assert st['status'] == 'failed' and 'the rerun broke' in st['error'] and st['notebook'] == str(d/FAILED_NOTEBOOK)
+    assert {p.name: p.read_bytes() for p in d.iterdir() if p.name != FAILED_NOTEBOOK} == before   # record, arrays, notebook
+    assert not (d/FAILURE).exists() and has_record(config, runs)
+    assert 'the rerun broke' in (d/FAILED_NOTEBOOK).read_text()
+
+
+@pytest.mark.parametrize('umask', [0o022, 0o002, 0o077])
+def test_files_follow_the_umask(tmp_path, umask):
+    from PIL import Image
+    from gdml.data import load_dataset
+    config = make_config()
+    for split in ('train', 'test'):
+        for c in ('a', 'b'):
+            (tmp_path/'img'/split/c).mkdir(parents=True)
+            for i in range(2): Image.fromarray(np.full((4, 4), 40 * i, np.uint8)).save(tmp_path/'img'/split/c/f'{i}.png')
+    old = os.umask(umask)
+    try:
+        d = write_record(_record(config), tmp_path/'runs')
+        write_manifest([config], tmp_path/'runs')
+        atomic_write(d/FAILURE, '{}')
+        cache = load_dataset(tmp_path/'img').cache_file
+    finally: os.umask(old)
+    for f in (d/RESULT, d/ARRAYS, d/FAILURE, tmp_path/'runs'/MANIFEST, cache):
+        assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, f
+
+
+def test_in_process_gives_the_numbers_of_the_notebook(notebook_run, tmp_path, capsys):
+    from gdml.cli import main
+    config, _, out = notebook_run
+    torch.set_num_threads(2)   # torch's default on two cores when OMP_NUM_THREADS is unset
+    try: code = main(['run', '--in-process', '--seed', '1', '--gemini-epochs', '1', '--epochs', '1', '--device', 'cpu',
+                      '--out', str(tmp_path)])
+    finally: torch.set_num_threads(1)
+    assert code == 0 and capsys.readouterr().out.startswith('done: ')
+    nb, ip = load_record(run_dir(config, out)), load_record(run_dir(config, tmp_path))
+    assert ip['config_hash'] == nb['config_hash'] and ip['metrics'] == nb['metrics']
+    assert ip['device']['torch_threads'] == nb['device']['torch_threads'] == 1   # pinned and recorded on both paths

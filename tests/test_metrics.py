@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
-from sklearn.metrics import f1_score
 
-from gdml.metrics import (METRICS, EXTRA_METRICS, RANKINGS, _sq_dists, _top_r, brute_force_metrics, evaluate, kmeans_clusters,
-                          nn_predictions, pml_ranking_metrics, ranking_metrics, summarise)
+from gdml.metrics import (METRICS, RANKINGS, _sq_dists, _top_r, brute_force_metrics, evaluate, kmeans_clusters,
+                          nn_predictions, pml_ranking_metrics, ranking_metrics)
 
 
 def grid_data(seed, n_train=150, n_test=60, n_classes=3, side=5, dim=2):
@@ -34,14 +33,6 @@ def pml_metrics(tr, ytr, te, yte, knn_func=None):
                              np.asarray(ytr), ref_includes_query=False)
 
 
-def knn_lowest_index(query, k, reference, ref_includes_query):
-    "PML knn_func ranking by (distance, reference index)."
-    d = torch.cdist(query.double(), reference.double()) ** 2
-    idx = np.broadcast_to(np.arange(len(reference)), d.shape)
-    order = torch.from_numpy(np.lexsort((idx, d.numpy()), axis=1))[:, :k]
-    return torch.gather(d, 1, order), order
-
-
 @pytest.mark.parametrize('seed,dim,n_classes,side', [(0, 2, 3, 5), (1, 2, 5, 4), (2, 1, 3, 6), (3, 3, 4, 3), (4, 2, 2, 2)])
 def test_exact_path_matches_brute_force_on_ties(seed, dim, n_classes, side):
     tr, ytr, te, yte = grid_data(seed, n_classes=n_classes, side=side, dim=dim)
@@ -49,14 +40,6 @@ def test_exact_path_matches_brute_force_on_ties(seed, dim, n_classes, side):
     ref = brute_force_metrics(tr, ytr, te, yte, kmeans_clusters(te, len(np.unique(yte)), seed))
     for k in METRICS:
         assert got[k] == pytest.approx(ref[k], abs=1e-6), k
-
-
-def test_tie_data_is_tie_sensitive():
-    # the oracle with the train order reversed (another tie rule) disagrees: the data do test the rule
-    tr, ytr, te, yte = grid_data(0)
-    cl = np.zeros(len(te))
-    a, b = brute_force_metrics(tr, ytr, te, yte, cl), brute_force_metrics(tr[::-1], ytr[::-1], te, yte, cl)
-    assert any(abs(a[k] - b[k]) > 1e-6 for k in ('recall_at_1', 'r_precision', 'map_at_r'))
 
 
 def test_boundary_ties_take_the_full_sort_path():
@@ -112,30 +95,6 @@ def test_pml_path_differs_from_plain_mean_of_class_means():
     assert abs(rp - np.mean(per_class)) > 1e-3
 
 
-def test_pml_path_accepts_string_labels_and_missing_classes():
-    tr, ytr, te, yte = blob_data(6)
-    want = ranking_metrics(tr, ytr, te, yte)
-    assert pml_ranking_metrics(tr, ytr.astype(str), te, yte.astype(str)) == pytest.approx(want, abs=1e-6)
-    assert all(math.isnan(v) for v in pml_ranking_metrics(tr, ytr, te[:3], np.array([99, 99, 99])))
-
-
-def test_ranking_is_validated():
-    with pytest.raises(ValueError, match=r"ranking='knn' is not one of \('pml', 'exact'\)"):
-        evaluate(*blob_data(0), ranking='knn')
-
-
-@pytest.mark.parametrize('seed', [0, 1])
-def test_pml_with_index_tie_rule_agrees_on_ties(seed):
-    tr, ytr, te, yte = grid_data(seed)
-    ref = brute_force_metrics(tr, ytr, te, yte, np.zeros(len(te)))
-    p = pml_metrics(tr, ytr, te, yte, knn_func=knn_lowest_index)
-    assert 100 * p['r_precision'] == pytest.approx(ref['r_precision'], abs=1e-6)
-    assert 100 * p['mean_average_precision_at_r'] == pytest.approx(ref['map_at_r'], abs=1e-6)
-    assert 100 * p['precision_at_1'] == pytest.approx(ref['recall_at_1'], abs=1e-6)
-    pred = nn_predictions(tr.astype(float), ytr, te.astype(float))
-    assert 100 * f1_score(yte, pred, average='macro') == pytest.approx(ref['f1'], abs=1e-6)
-
-
 @pytest.mark.parametrize('dim', [3, 12])
 def test_distances_match_definition(dim):
     r = np.random.default_rng(dim)
@@ -158,16 +117,6 @@ def test_chunking_does_not_change_ranking_metrics():
     assert ranking_metrics(tr, ytr, te, yte, chunk_elems=1, workers=3) == ranking_metrics(tr, ytr, te, yte, workers=1)
 
 
-def test_hand_example():
-    tr, ytr = np.array([[0.], [1.], [4.], [2.], [3.]]), np.array([0, 0, 0, 1, 1])
-    # query 0 at x=0 (R=3): ranked refs c0, c0, c1 -> RP 2/3, MAP@R (1 + 1)/3
-    rp, ap = ranking_metrics(tr, ytr, np.array([[0.]]), np.array([0]))
-    assert (rp, ap) == pytest.approx((2 / 3, 2 / 3), abs=1e-12)
-    # query at 1.5: refs 1 (c0) and 3 (c1) tie at 0.5 -> index 1 first; then 0 (c0) and 4 (c1) tie -> 0
-    rp, ap = ranking_metrics(tr, ytr, np.array([[1.5]]), np.array([0]))
-    assert (rp, ap) == pytest.approx((2 / 3, (1 + 2 / 3) / 3), abs=1e-12)
-
-
 @pytest.mark.parametrize('ranking', RANKINGS)
 def test_query_classes_missing_from_train_are_left_out_of_ranking(ranking):
     tr, ytr, te, yte = blob_data(0)
@@ -177,58 +126,6 @@ def test_query_classes_missing_from_train_are_left_out_of_ranking(ranking):
     assert got['r_precision'] == pytest.approx(keep['r_precision'], abs=1e-9)
     assert got['map_at_r'] == pytest.approx(keep['map_at_r'], abs=1e-9)
     assert math.isnan(ranking_metrics(tr, ytr, te[:3], np.array([99, 99, 99]))[0])
-
-
-def test_evaluate_outputs_percent_and_accepts_torch():
-    tr, ytr, te, yte = blob_data(1)
-    a = evaluate(torch.tensor(tr, dtype=torch.float32), torch.tensor(ytr), torch.tensor(te, dtype=torch.float32), torch.tensor(yte))
-    b = evaluate(tr.astype(np.float32), ytr, te.astype(np.float32), yte)
-    assert tuple(a) == METRICS + EXTRA_METRICS and a == b
-    assert all(isinstance(v, float) and 0 <= v <= 100 for v in a.values())
-    for ranking in RANKINGS:
-        perfect = evaluate(np.eye(4)[ytr] * 5, ytr, np.eye(4)[yte] * 5, yte, ranking=ranking)
-        assert perfect == {k: 100.0 for k in METRICS + EXTRA_METRICS}
-
-
-def test_nmi_is_deterministic_per_seed():
-    tr, ytr, te, yte = blob_data(2, n_test=400)
-    assert evaluate(tr, ytr, te, yte, seed=3)['nmi'] == evaluate(tr, ytr, te, yte, seed=3)['nmi']
-
-
-@pytest.mark.parametrize('args,msg', [
-    (lambda tr, ytr, te, yte: (tr[:, 0], ytr, te, yte), 'train_emb must be 2-D'),
-    (lambda tr, ytr, te, yte: (tr, ytr[:-1], te, yte), 'train_emb labels must be 1-D with 300'),
-    (lambda tr, ytr, te, yte: (tr, ytr, te[:, :1], yte), 'test_emb has dim 1 but train_emb has dim 2'),
-    (lambda tr, ytr, te, yte: (tr, ytr, np.where(te > 1, np.nan, te), yte), 'test_emb holds'),
-    (lambda tr, ytr, te, yte: (tr, ytr, te, yte[:, None]), 'test_emb labels must be 1-D'),
-])
-def test_evaluate_validates(args, msg):
-    with pytest.raises(ValueError, match=msg):
-        evaluate(*args(*blob_data(0)))
-
-
-def test_summarise_hand_computed():
-    runs = [dict(dataset='d', method='m', seed=s, f1=v) for s, v in enumerate([1., 2., 3.])]
-    runs.append(dict(dataset='d', method='other', seed=0, f1=7.))
-    out = summarise(runs)
-    assert list(out.columns) == ['dataset', 'method', 'metric', 'mean', 'ci95', 'n']
-    # t_{0.975, 2} = 0.95 * sqrt(2 / (4 * 0.975 * 0.025)) (closed form for 2 dof), s = 1, n = 3
-    hand = 0.95 * math.sqrt(2 / 0.0975) / math.sqrt(3)
-    assert out.loc[0, 'mean'] == pytest.approx(2.0)
-    assert out.loc[0, 'ci95'] == pytest.approx(hand, rel=1e-9)
-    assert hand == pytest.approx(2.4841377, rel=1e-7)
-    assert out.loc[0, 'n'] == 3
-    assert out.loc[1, 'method'] == 'other' and math.isnan(out.loc[1, 'ci95']) and out.loc[1, 'n'] == 1
-
-
-def test_summarise_without_dataset_and_errors():
-    out = summarise([dict(method='m', **dict.fromkeys(METRICS, v)) for v in (10., 20., float('nan'))])
-    assert list(out.columns) == ['method', 'metric', 'mean', 'ci95', 'n']
-    assert out['metric'].tolist() == list(METRICS) and (out['n'] == 2).all()
-    with pytest.raises(ValueError, match='runs is empty'):
-        summarise([])
-    with pytest.raises(ValueError, match="'method'"):
-        summarise([dict(f1=1.)])
 
 
 def test_macro_recall_is_the_authors_recall_not_recall_at_1():

@@ -1,7 +1,8 @@
 """Every library notebook is a test: its cells run top to bottom and their `fastcore.test` checks pass.
 
-nbdev's own `test_nb` executes them, skipping cells flagged with settings.ini's `tst_flags` (`slow`,
-`gpu`) unless GDML_TEST_FLAGS names them, so pytest prints one result per notebook.
+nbdev's own `test_nb` executes them in this process, skipping cells flagged with settings.ini's `tst_flags`
+(`slow`, `gpu`) unless GDML_TEST_FLAGS names them, so pytest prints one result per notebook. `conftest.py`
+pins them (and every test) to one CPU thread.
 """
 import os
 from pathlib import Path
@@ -20,6 +21,12 @@ FLAGS = os.environ.get('GDML_TEST_FLAGS', '').split()
 def skipped_flags() -> list[str]:
     "settings.ini's tst_flags that this run does not ask for (as nbdev_test computes them)."
     return [f for f in get_config(path=ROOT).tst_flags.split() if f not in FLAGS]
+
+
+def test_the_notebooks_run_on_one_thread():
+    # torch would take every core, in this process and in each kernel, Dask worker and `gdml` it starts
+    import torch
+    assert torch.get_num_threads() == 1 and os.environ['OMP_NUM_THREADS'] == '1' == os.environ['MKL_NUM_THREADS']
 
 
 @pytest.mark.parametrize('nb', NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

@@ -2,10 +2,7 @@
 import json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 
-import pytest
-
 from gdml.experiment import RESULT, ARRAYS, load_record
-from gdml.sweep import expand_grid
 
 
 def _gdml_cmd():
@@ -56,6 +53,3 @@ def test_sweep_resumes_after_sigkill(tmp_path):
     cells = json.loads((out/'sweep.json').read_text())['cells']
     assert len(cells) == 6 and {c['hash'] for c in cells} == {Path(p).parent.name.split('-')[1] for p in after}
 
-
-def test_grid_is_checked_before_anything_runs():
-    with pytest.raises(ValueError, match='not one of'): expand_grid(['digits', 'svhn'], ['gdml'], 1)
