@@ -12,6 +12,7 @@ named in `carry`), so everything it needs travels as files under `.gpu/` (git-ig
             lossless WebP (colour) or PNG (grey), plus the file names; ~0.49 of the raw bytes.
   site      here: `.whl/*.whl` (from gpu_wheels.sh) installed for CPython 3.12 into a folder,
             packed as `.gpu/site.pack.NN` (xz; about half the size of the wheels).
+  repart    here: split a pack again into parts of another size (no re-encoding).
   receive   there: copy the parts found under --src into --incoming (a folder that outlives the
             call while the machine stays warm), so a pack can arrive over several calls.
   unpack    there: reassemble each pack from --src and --incoming, check its checksums, lay it
@@ -24,6 +25,7 @@ named in `carry`), so everything it needs travels as files under `.gpu/` (git-ig
 usage:
   python benchmarks/gpu_pack.py pack mnist fashion_mnist cifar10 [--data $GDML_DATA] [--dest .gpu]
   python benchmarks/gpu_pack.py site [--wheels .whl] [--dest .gpu]
+  python benchmarks/gpu_pack.py repart cifar10 --part-mib 58
   python benchmarks/gpu_pack.py receive --src .gpu --incoming /tmp/gdml/incoming
   python benchmarks/gpu_pack.py unpack [NAME ...|all] --src .gpu --incoming DIR --root DIR [--site DIR]
   python benchmarks/gpu_pack.py status --src .gpu [--incoming DIR]
@@ -268,6 +270,23 @@ def pack_site(wheels: Path, dest: Path, *, part_mib: float, preset: int, python:
     return entry
 
 
+def repart(key: str, dest: Path, part_mib: float) -> dict:
+    "Split pack `key` again into parts of at most `part_mib` MiB (no re-encoding); updates the manifest."
+    man = read_manifest(dest)
+    if key not in man['packs']: raise PackError(f"no pack named {key}; the manifest has {', '.join(man['packs'])}")
+    entry = man['packs'][key]
+    parts, missing = find_parts(entry, [dest])
+    if missing: raise PackError(f"{key}: parts missing in {dest}: {' '.join(missing)}")
+    with tempfile.TemporaryDirectory(dir=dest) as tmp:
+        stream = Path(tmp)/'stream'
+        with open(stream, 'wb') as out, _stream(parts) as f: shutil.copyfileobj(f, out, 4 * MIB)
+        if sha256_file(stream) != entry['sha256']: raise PackError(f"{key}: the parts do not reassemble to the packed stream")
+        entry['parts'] = write_parts(stream, dest, key, int(part_mib * MIB))
+    update_manifest(dest, key, entry)
+    log(f"{key}: {len(entry['parts'])} part(s): " + ', '.join(f"{p['bytes'] / 1e6:.1f} MB" for p in entry['parts']))
+    return entry
+
+
 # ---------------------------------------------------------------- receiving and unpacking (there)
 def find_parts(entry: dict, dirs: list[Path]) -> tuple[list[Path], list[str]]:
     "Each part of `entry` found (with the right checksum) in one of `dirs`, and the names of the missing ones."
@@ -415,6 +434,10 @@ def main(argv=None) -> int:
     s.add_argument('--dest', default=str(REPO/'.gpu'))
     s.add_argument('--part-mib', type=float, default=45.0)
     s.add_argument('--xz-preset', type=int, default=9)
+    rp = sub.add_parser('repart', help='split a pack again into parts of another size')
+    rp.add_argument('pack')
+    rp.add_argument('--part-mib', type=float, required=True)
+    rp.add_argument('--dest', default=str(REPO/'.gpu'))
     r = sub.add_parser('receive', help='keep the parts found under --src in --incoming')
     u = sub.add_parser('unpack', help='reassemble, check and lay out packs')
     u.add_argument('packs', nargs='*', default=['all'], help="pack names, or 'all' (default)")
@@ -434,6 +457,8 @@ def main(argv=None) -> int:
                              webp_method=a.webp_method, workers=a.workers)
         elif a.cmd == 'site':
             pack_site(Path(a.wheels), Path(a.dest), part_mib=a.part_mib, preset=a.xz_preset)
+        elif a.cmd == 'repart':
+            repart(a.pack, Path(a.dest), a.part_mib)
         elif a.cmd == 'receive':
             for k, miss in receive(Path(a.src), Path(a.incoming or a.src)).items():
                 log(f"{k}: {'complete' if not miss else 'missing ' + ' '.join(miss)}")

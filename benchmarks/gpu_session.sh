@@ -51,9 +51,12 @@ EXTRA=${GDML_GPU_EXTRA:-}
 BENCH_ARGS=${GDML_GPU_BENCH_ARGS:-}
 BENCH_CAP=${GDML_GPU_BENCH_CAP:-240}
 mkdir -p "$OUT" "$W/results" "$W/bench"
-export GDML_DATA=$W/data GDML_OFFLINE=1 MPLBACKEND=Agg PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+export GDML_DATA=$W/data GDML_OFFLINE=1 MPLBACKEND=Agg PYTHONUNBUFFERED=1 TQDM_DISABLE=1
 export PYTHONPATH=$REPO:$W/site${PYTHONPATH:+:$PYTHONPATH}
 export GDML_RUN_NOTEBOOK=$REPO/nbs/experiments/run.ipynb
+# Jupyter, IPython, matplotlib and Dask write their state under the work folder, not in $HOME or the tree
+export JUPYTER_RUNTIME_DIR=$W/jupyter/runtime JUPYTER_DATA_DIR=$W/jupyter/data IPYTHONDIR=$W/ipython \
+       MPLCONFIGDIR=$W/mpl DASK_TEMPORARY_DIRECTORY=$W/dask
 exec > >(tee -a "$OUT/log.txt") 2>&1
 SUMMARY=$OUT/summary.txt
 
@@ -69,8 +72,8 @@ stage_setup() {
   "$PY" benchmarks/gpu_pack.py receive --src "$PACKS" --incoming "$W/incoming" || return 2
   "$PY" benchmarks/gpu_pack.py unpack all --src "$PACKS" --incoming "$W/incoming" --root "$W/data" --site "$W/site"
   case $? in 0|3) ;; *) note "setup: unpacking failed (see log.txt)"; return 2 ;; esac
-  # the commit this call's tree came from: git where the tree travelled with its .git, else .gpu/COMMIT
-  (git rev-parse HEAD 2>/dev/null || cat "$PACKS/COMMIT" 2>/dev/null || echo unknown) > "$W/COMMIT"
+  # the commit this call's tree came from: .gpu/COMMIT (`make gpu-commit`, marks a dirty tree), else git
+  (cat "$PACKS/COMMIT" 2>/dev/null || git rev-parse HEAD 2>/dev/null || echo unknown) > "$W/COMMIT"
   echo "$W/results" > "$W/RESULTS_ROOT"
   if [ ! -f "$W/setup.txt" ]; then
     { echo "commit: $(cat "$W/COMMIT")"; date -u +"date: %Y-%m-%d %H:%M:%S UTC"
@@ -196,4 +199,5 @@ esac
 say "stage '$STAGE' done (status $rc), $(left) s of $BUDGET left"
 echo "------------------------------------------------ summary"
 cat "$SUMMARY"
+exec 1>&- 2>&-; wait   # let tee finish log.txt before the call returns
 exit $rc
