@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # cell flags to run besides the default ones, e.g. `make test GDML_TEST_FLAGS=slow`
 export GDML_TEST_FLAGS
 
-.PHONY: demo test paper install clean-venv
+.PHONY: demo test paper install clean-venv gpu-pack gpu-commit
 
 install: $(STAMP)
 
@@ -33,3 +33,17 @@ paper: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Everything a GPU session carries (git-ignored: .whl/, .gpu/; see benchmarks/NOTES.md, "GPU session plan"):
+# the wheels the GPU image lacks, them packed for its Python 3.12, the datasets packed from $GDML_DATA.
+GPU_DATASETS ?= mnist fashion_mnist cifar10
+gpu-pack: $(STAMP)
+	PYTHON=$(BIN)/python benchmarks/gpu_wheels.sh
+	$(BIN)/python benchmarks/gpu_pack.py site
+	$(BIN)/python benchmarks/gpu_pack.py pack $(GPU_DATASETS)
+	$(MAKE) gpu-commit
+
+# the commit the device runs (records name it; the device's copy of the tree has no .git): before each call
+gpu-commit:
+	@mkdir -p .gpu && { git rev-parse HEAD | tr -d '\n'; git diff --quiet HEAD -- . || printf -- '-dirty'; echo; } > .gpu/COMMIT
+	@cat .gpu/COMMIT
