@@ -33,6 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import gdml
 from gdml.engine import get_device, channel_stats, make_sgd, to_model_input
+from gdml.protocol import DEFAULTS
 from gdml.distill import make_student, fit_student, l2_distance_loss
 from gdml.baselines import fit_baseline, make_loss
 
@@ -80,7 +81,7 @@ def reference_epoch(model, x, z, mean, std, device, batch_size=32):
         xb, zb = xb.to(device), zb.to(device)
         loss = l2_distance_loss(model(xb), zb)
         opt.zero_grad(); loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.1); opt.step()
+        torch.nn.utils.clip_grad_value_(model.parameters(), 0.1); opt.step()
     sync(device)
     return len(x) / (time.perf_counter() - t)
 
@@ -103,7 +104,8 @@ class StepLoop:
         self.model, self.kind, self.xd, self.target, self.mean, self.std = model, kind, xd, target, mean, std
         self.device, self.batch_size, self.clip = device, batch_size, clip
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.opt = make_sgd(model.parameters(), lr=0.1, weight_decay=1e-4, device=device)
+        self.opt = make_sgd(model.parameters(), lr=DEFAULTS['lr'], momentum=DEFAULTS['momentum'],
+                            weight_decay=DEFAULTS['weight_decay'], device=device)
         self.loss_fn = None if kind == 'student' else make_loss(kind).to(device)
         self.forward = model
 
@@ -116,7 +118,7 @@ class StepLoop:
         self.opt.zero_grad(set_to_none=True)
         loss = self.loss(idx, cache)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.params, self.clip)
+        torch.nn.utils.clip_grad_value_(self.params, self.clip)
         self.opt.step()
         return loss.detach()
 
@@ -152,7 +154,7 @@ class GraphedStudent(StepLoop):
     def _captured(self):
         loss = self.loss(self.idx, cache=False)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.params, self.clip)
+        torch.nn.utils.clip_grad_value_(self.params, self.clip)
         self.opt.step()
         return loss.detach()
 
