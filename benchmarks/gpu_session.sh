@@ -92,15 +92,20 @@ EOF
     } > "$W/setup.txt.tmp" 2>&1 && mv "$W/setup.txt.tmp" "$W/setup.txt" || { cat "$W/setup.txt.tmp"; note "setup: import check failed"; return 2; }
   fi
   cat "$W/setup.txt"
-  grep -E "^(commit|python)|NVIDIA|no nvidia" "$W/setup.txt" >> "$SUMMARY"
+  note "commit: $(cat "$W/COMMIT")"
+  grep -E "^python|NVIDIA|no nvidia" "$W/setup.txt" >> "$SUMMARY"
 }
 
 restore_results() {
-  # records that came back in earlier calls and travelled again in .gpu/returned/: resume from them
+  # records (and the bench's JSON, for the sweep's first estimate) that came back in earlier calls
+  # and travelled again in .gpu/returned/: resume from them
   local t
   for t in "$PACKS"/returned/*.tar.gz; do
     [ -f "$t" ] || continue
     tar -xzf "$t" -C "$W" --skip-old-files results 2>/dev/null || say "could not restore $t"
+    if [ ! -f "$W/bench/bench.json" ] && tar -tzf "$t" extra/bench/bench.json >/dev/null 2>&1; then
+      tar -xzOf "$t" extra/bench/bench.json > "$W/bench/bench.json"
+    fi
   done
 }
 
@@ -191,7 +196,9 @@ case "$STAGE" in
   authors-fashion) stage_setup && stage_authors; rc=$?; pack_results ;;
   cifar-receive)   "$PY" benchmarks/gpu_pack.py receive --src "$PACKS" --incoming "$W/incoming" | tee -a "$SUMMARY"; rc=$? ;;
   all)             stage_setup && { c=$(( $(left) - 300 )); [ $c -gt "$BENCH_CAP" ] && c=$BENCH_CAP
-                                    [ $c -gt 60 ] && stage_bench $c; stage_sweep fashion_mnist paper 3 "$@"; }
+                                    if [ -f "$W/bench/bench.json" ]; then say "bench: done in an earlier call on this machine"
+                                    elif [ $c -gt 60 ]; then stage_bench $c; fi
+                                    stage_sweep fashion_mnist paper 3 "$@"; }
                    rc=$?; pack_results ;;
   *) echo "usage: $0 {setup|bench|sweep DATASET PROFILE SEEDS|sweep-fashion|sweep-mnist|authors-fashion|cifar-receive|sweep-cifar|all} [BUDGET_S]" >&2
      exit 2 ;;

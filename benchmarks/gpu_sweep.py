@@ -6,8 +6,8 @@ the workers one at a time, seed by seed (all methods of seed 0 first, so a cut-o
 whole seeds), and a run is launched only while its expected wall time fits before --deadline
 seconds. Runs still going at --hard-deadline are killed (they leave no record; the next call
 reruns them). Expected time of a run: the longest wall time seen for its dataset and method in this
-sweep, else its records' `timings.total` plus the kernel start-up (--overhead), else
---first-estimate. Writes OUT/gpu_sweep_status.json (one row per cell) and prints a summary.
+sweep, else its records' `timings.total` plus the kernel start-up (--overhead); else the same for
+any method on its dataset; else from --bench-json; else --first-estimate. Writes OUT/gpu_sweep_status.json (one row per cell) and prints a summary.
 
 usage: python benchmarks/gpu_sweep.py --datasets fashion_mnist --profile paper --seeds 3 \\
            --runs-per-gpu 4 --deadline 480 --hard-deadline 540 --out /tmp/gdml/results/paper [--epochs 1 ...]
@@ -55,10 +55,17 @@ def bench_estimate(bench: dict | None, c, runs_per_gpu: int, overhead: float) ->
 
 def expected_seconds(c, seen: dict, recorded: dict, overhead: float, first: float, bench: dict | None = None,
                      runs_per_gpu: int = 1) -> float:
-    "Expected wall time of cell `c`: seen in this sweep, else from its records, else from the bench, else `first`."
-    key = (dataset_slug(c.dataset), c.method)
+    """Expected wall time of cell `c`: the longest seen in this sweep for its dataset and method, else in
+    its records; else the longest of any method on its dataset (seen, then recorded); else from the
+    bench; else `first`."""
+    ds = dataset_slug(c.dataset)
+    key = (ds, c.method)
     if seen.get(key): return max(seen[key])
     if recorded.get(key): return max(recorded[key]) + overhead
+    same_ds = [t for (d, _), ts in seen.items() if d == ds for t in ts]
+    if same_ds: return max(same_ds)
+    same_ds = [t for (d, _), ts in recorded.items() if d == ds for t in ts]
+    if same_ds: return max(same_ds) + overhead
     if first == 0 and bench: return bench_estimate(bench, c, runs_per_gpu, overhead) or first
     return first
 

@@ -96,6 +96,9 @@ def test_budget_logic():
     assert gpu_sweep.expected_seconds(c, {('digits', 'gdml'): [50, 70]}, {('digits', 'gdml'): [500]}, 20, 9) == 70
     assert gpu_sweep.expected_seconds(c, {}, {('digits', 'gdml'): [500, 400]}, 20, 9) == 520
     assert gpu_sweep.expected_seconds(c, {}, {}, 20, 9) == 9
+    # a method not seen yet on this dataset: as long as the slowest one that was (seen, else recorded)
+    assert gpu_sweep.expected_seconds(c, {('digits', 'triplet'): [40], ('mnist', 'gdml'): [900]}, {}, 20, 9) == 40
+    assert gpu_sweep.expected_seconds(c, {}, {('digits', 'margin'): [30, 60]}, 20, 9) == 80
     bench = dict(arch='resnet18', student_images_per_s=10000.0, baseline_images_per_s=5000.0,
                  concurrency=[dict(processes=4, images_per_s_total=20000.0)])
     p = make_config('fashion_mnist', 'triplet', 0, 'paper')
