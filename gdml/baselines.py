@@ -6,14 +6,14 @@
 from __future__ import annotations
 import torch
 from torch import nn
-from pytorch_metric_learning import losses, distances
+from pytorch_metric_learning import losses, distances, miners
 
-from .protocol import DEFAULTS
+from .protocol import DEFAULTS, MINERS
 from .engine import get_device, seed_everything, to_model_input, check_labels
 from .distill import _prepare, fit_random_batches
 
 # %% auto #0
-__all__ = ['BASELINES', 'D', 'raw_distance', 'make_loss', 'fit_baseline']
+__all__ = ['BASELINES', 'D', 'raw_distance', 'make_loss', 'make_miner', 'fit_baseline']
 
 # %% ../nbs/05_baselines.ipynb #238adad3
 BASELINES = ('siamese', 'triplet', 'margin', 'multisim')
@@ -31,6 +31,17 @@ def make_loss(method: str, **loss_kwargs) -> nn.Module:
     if method not in defaults: raise ValueError(f"method must be one of {BASELINES}, got {method!r}")
     cls, kw = defaults[method]
     return cls(**{'distance': raw_distance(), **kw, **loss_kwargs})
+
+# %% ../nbs/05_baselines.ipynb #6645af3c
+def make_miner(name: str):
+    """The PML miner `name` of `gdml.protocol.MINERS` on raw Euclidean distances, or None for 'none' (the paper:
+    random batches, no miner). Margins follow the losses': 3 for pairs and triplets, epsilon 0.1 for Multi-Similarity."""
+    if name not in MINERS: raise ValueError(f"miner must be one of {MINERS}, got {name!r}")
+    if name == 'none': return None
+    build = {'multisim': lambda: miners.MultiSimilarityMiner(epsilon=0.1, distance=raw_distance()),
+             'semihard': lambda: miners.TripletMarginMiner(margin=3.0, type_of_triplets='semihard', distance=raw_distance()),
+             'pair_margin': lambda: miners.PairMarginMiner(pos_margin=0.0, neg_margin=3.0, distance=raw_distance())}
+    return build[name]()
 
 # %% ../nbs/05_baselines.ipynb #236b9bdb
 D = DEFAULTS

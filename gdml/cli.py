@@ -7,9 +7,8 @@ from __future__ import annotations
 import argparse, ast, dataclasses, sys, time
 from pathlib import Path
 
-from .protocol import CLIP_MODES, EXTRACTIONS
-from .experiment import (RunConfig, ConfigError, CONFIG_FIELDS, METHODS, DATASETS, ARCHS, STREAMS, PROFILES,
-                             make_config)
+from .protocol import CHOICES
+from .experiment import RunConfig, ConfigError, CONFIG_FIELDS, METHODS, DATASETS, PROFILES, make_config
 
 # %% auto #0
 __all__ = ['HYPER', 'SWEEP_EPILOG', 'COMMANDS', 'GdmlParser', 'add_hyper_options', 'hyper_values', 'build_parser', 'cmd_run',
@@ -21,7 +20,7 @@ class GdmlParser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
-_CHOICES = dict(arch=ARCHS, gemini_stream=STREAMS, clip_mode=CLIP_MODES, extraction=EXTRACTIONS)
+_CHOICES = CHOICES
 _TYPES = dict(int=int, float=float, str=str)
 HYPER = tuple(f for f in dataclasses.fields(RunConfig) if f.name not in ('dataset', 'method', 'seed', 'profile'))
 

@@ -11,18 +11,19 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .protocol import FIELDS, PROFILES, CLIP_MODES, EXTRACTIONS, GEMINI_STREAMS, STUDENT_ARCHS, profile_values
+from .protocol import FIELDS, PROFILES, CHOICES, GEMINI_STREAMS, STUDENT_ARCHS, profile_values
 
 # %% auto #0
-__all__ = ['DATASETS', 'METHODS', 'ARCHS', 'STREAMS', 'METRICS', 'PAPER_ORDER', 'METHOD_NAMES', 'METRIC_NAMES', 'DATASET_NAMES',
-           'TABLE_NUMBERS', 'FIGURE_NUMBERS', 'RunConfig', 'CONFIG_FIELDS', 'ZHAT_CACHE', 'RESULT', 'ARRAYS',
-           'NOTEBOOK', 'FAILURE', 'FAILED_NOTEBOOK', 'MANIFEST', 'ConfigError', 'make_config', 'check_config',
-           'config_dict', 'config_hash', 'dataset_slug', 'run_dir', 'git_commit', 'source_hash', 'versions',
-           'device_info', 'gemini_key', 'run_experiment', 'file_mode', 'check_out_dir', 'RecordError', 'atomic_write',
-           'write_record', 'load_record', 'has_record', 'scan_records', 'load_records', 'run_and_write',
-           'run_notebook_path', 'notebook_parameters', 'execute_run', 'records_frame', 'read_manifest', 'dataset_key',
-           'dataset_labels', 'expected_grid', 'grid_records', 'select_datasets', 'summary_frame', 'paper_table',
-           'table_title', 'to_markdown', 'to_latex', 'write_tables', 'plot_embeddings', 'write_figures']
+__all__ = ['DATASETS', 'METHODS', 'ARCHS', 'STREAMS', 'METRICS', 'PAPER_ORDER', 'METHOD_NAMES', 'METRIC_NAMES', 'CLAIM_COLUMNS',
+           'CLAIM_NAMES', 'DATASET_NAMES', 'TABLE_NUMBERS', 'FIGURE_NUMBERS', 'RunConfig', 'CONFIG_FIELDS',
+           'ZHAT_CACHE', 'RESULT', 'ARRAYS', 'NOTEBOOK', 'FAILURE', 'FAILED_NOTEBOOK', 'MANIFEST', 'ConfigError',
+           'seen_class_list', 'make_config', 'check_config', 'config_dict', 'config_hash', 'dataset_slug', 'run_dir',
+           'git_commit', 'source_hash', 'versions', 'device_info', 'polygon_corners', 'gemini_key', 'run_experiment',
+           'file_mode', 'check_out_dir', 'RecordError', 'atomic_write', 'write_record', 'load_record', 'has_record',
+           'scan_records', 'load_records', 'run_and_write', 'run_notebook_path', 'notebook_parameters', 'execute_run',
+           'records_frame', 'read_manifest', 'dataset_key', 'dataset_labels', 'expected_grid', 'grid_records',
+           'select_datasets', 'summary_frame', 'paper_table', 'claims_table', 'table_title', 'to_markdown', 'to_latex',
+           'write_tables', 'plot_embeddings', 'write_figures']
 
 # %% ../nbs/07_experiment.ipynb #6d053671
 DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'digits')
@@ -34,6 +35,12 @@ PAPER_ORDER = ('siamese', 'triplet', 'margin', 'multisim', 'gdml')   # the rows 
 METHOD_NAMES = {'siamese': 'Siamese', 'triplet': 'Triplet', 'margin': 'Margin', 'multisim': 'MultiSim',
                 'gdml': 'Ours (G-DML)'}
 METRIC_NAMES = {'recall_at_1': 'Recall@1', 'f1': 'F-score', 'nmi': 'NMI', 'r_precision': 'RP', 'map_at_r': 'MAP@R'}
+# the claims every record measures (gdml.shift.measure_claims) and the class-disjoint ones of `seen_classes` runs
+CLAIM_COLUMNS = ('shift_recall_at_1', 'shift_drop', 'ood_auroc', 'ood_fpr95', 'silhouette', 'intra_inter',
+                 'unseen_recall_at_1', 'unseen_map_at_r')
+CLAIM_NAMES = {'shift_recall_at_1': 'shifted R@1', 'shift_drop': 'R@1 drop', 'ood_auroc': 'OOD AUROC',
+               'ood_fpr95': 'FPR@95', 'silhouette': 'silhouette', 'intra_inter': 'intra/inter',
+               'unseen_recall_at_1': 'unseen R@1', 'unseen_map_at_r': 'unseen MAP@R'}
 DATASET_NAMES = {'mnist': 'MNIST', 'fashion_mnist': 'Fashion-MNIST', 'cifar10': 'CIFAR10', 'digits': 'digits'}
 TABLE_NUMBERS = {'mnist': 1, 'fashion_mnist': 2, 'cifar10': 3}
 FIGURE_NUMBERS = {'mnist': 3, 'fashion_mnist': 4, 'cifar10': 5}
@@ -63,7 +70,7 @@ _POSITIVE = ('embedding_dim', 'arch_width', 'gemini_width', 'gemini_hidden', 'ge
              'gemini_lr', 'epochs', 'batch_size', 'lr')
 _NON_NEGATIVE = ('gemini_momentum', 'gemini_weight_decay', 'gemini_clip', 'margin', 'momentum', 'weight_decay', 'clip',
                  'plateau_patience')
-_CHOICES = dict(arch=ARCHS, gemini_stream=STREAMS, clip_mode=CLIP_MODES, extraction=EXTRACTIONS)
+_CHOICES = CHOICES
 _RANGES = dict(beta=(0, 1, '[0, 1]'), plateau_factor=(0, 1, '(0, 1)'), train_fraction=(0, 1, '(0, 1]'))
 
 def _one_of(name, value, allowed):
@@ -107,6 +114,13 @@ def _check_values(values: dict):
            'train_fraction': not 0 < values['train_fraction'] <= 1}
     for k in (k for k, b in bad.items() if b): raise ConfigError(f"{k} must be in {_RANGES[k][2]}, got {values[k]}")
 
+def seen_class_list(text: str) -> list[int]:
+    "The labels of a `seen_classes` value ('0,1,2' -> [0, 1, 2]; '' -> []); ConfigError unless distinct labels >= 0."
+    parts = [t.strip() for t in str(text).split(',')] if str(text).strip() else []
+    if not all(t.isdigit() for t in parts) or len(set(map(int, parts))) != len(parts):
+        raise ConfigError(f"seen_classes must be distinct labels >= 0 separated by commas (e.g. 0,1,2,3,4) or empty, got {text!r}")
+    return sorted(map(int, parts))
+
 def make_config(dataset: str = 'digits', method: str = 'gdml', seed: int = 0, profile: str = 'quick',
                 **overrides) -> RunConfig:
     "A checked `RunConfig`: the `profile`'s values, replaced by the `overrides` that are not None."
@@ -120,6 +134,7 @@ def make_config(dataset: str = 'digits', method: str = 'gdml', seed: int = 0, pr
     seed = _coerce('seed', seed)
     if seed < 0: raise ConfigError(f"seed must be >= 0, got {seed}")
     _check_values(values)
+    values['seen_classes'] = ','.join(map(str, seen_class_list(values['seen_classes'])))   # one spelling, one hash
     dev = values['device']
     if not (dev in ('auto', 'cpu', 'cuda') or dev.startswith('cuda:') and dev[5:].isdigit()):
         raise ConfigError(f"device {dev!r} is not one of: auto, cpu, cuda, cuda:N")
@@ -130,6 +145,10 @@ def check_config(config: RunConfig) -> RunConfig:
     "Checks of what the training code needs beyond each field's own range, made before anything trains; returns `config`."
     if config.batch_size < 2:   # random batches of one are dropped, and BatchNorm cannot train on one sample
         raise ConfigError(f"batch_size must be >= 2 (a batch needs two samples to compare), got {config.batch_size}")
+    if config.miner != 'none' and config.method == 'gdml':
+        raise ConfigError(f"miner {config.miner!r} applies to the baselines only; G-DML takes miner 'none'")
+    if config.constraints != 'none' and config.method != 'gdml':
+        raise ConfigError(f"constraints {config.constraints!r} (Eq. 6) applies to gdml only; baselines take constraints 'none'")
     return config
 
 
@@ -222,14 +241,34 @@ def _gemini_kwargs(config: RunConfig) -> dict:
                 beta=config.beta, margin=config.margin, raw_pixels=config.raw_pixels,
                 bn_train_mode=config.extraction != 'eval')
 
+def polygon_corners(n_classes: int, dim: int, margin: float) -> 'torch.Tensor':
+    """Eq. 6's user-given points ('corners'): the corners of a regular polygon in the first two dimensions,
+    adjacent corners 2 * `margin` apart (radius margin / sin(pi / n)), one per class."""
+    import torch
+    angles = torch.arange(n_classes) * 2 * np.pi / n_classes
+    pts = torch.zeros(n_classes, dim)
+    pts[:, :2] = margin / np.sin(np.pi / n_classes) * torch.stack([angles.cos(), angles.sin()], 1)[:, :dim]
+    return pts
+
 ZHAT_CACHE = '.zhat-cache'
 
 def gemini_key(config: RunConfig, device) -> str:
     "Hash of what decides Z-hat: the dataset, the seed, GEMINI's settings, the device type and gdml's source."
     import torch
     what = dict(_gemini_kwargs(config), dataset=config.dataset, seed=config.seed, device=torch.device(device).type,
-                source=source_hash())
+                source=source_hash(), constraints=config.constraints, seen_classes=config.seen_classes)
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+
+def _constraints(config: RunConfig, ds, common: dict, timer: _Timer, cache_dir):
+    "What `fit_gemini` takes as `constraints` for `config.constraints` (None for Eq. 5)."
+    import torch
+    from gdml.losses import constraints_from_class
+    if config.constraints == 'none': return None
+    if config.constraints == 'corners': return polygon_corners(ds.n_classes, config.embedding_dim, config.margin)
+    # 'class': points drawn from class l of the Eq. 5 Z-hat of the same settings (source (b) of Eq. 6)
+    z5, _ = _z_hat(dataclasses.replace(config, constraints='none'), ds, common, _Timer(), cache_dir)
+    g, y = torch.Generator().manual_seed(config.seed), ds.y_train
+    return lambda k, l, neg: constraints_from_class(z5, y, l, len(neg), generator=g)
 
 def _z_hat(config: RunConfig, ds, common: dict, timer: _Timer, cache_dir) -> tuple:
     "Algorithm 1's Z-hat, from `cache_dir` when a run with the same GEMINI made it already; (z_hat, from_cache)."
@@ -240,7 +279,9 @@ def _z_hat(config: RunConfig, ds, common: dict, timer: _Timer, cache_dir) -> tup
         try:
             with np.load(path) as z: timer.times['gemini'] = float(z['seconds']); return torch.from_numpy(z['z_hat']), True
         except (OSError, ValueError, KeyError): pass   # unreadable: train again and replace it
-    with timer('gemini'): _, z_hat = fit_gemini(ds.x_train, ds.y_train, **_gemini_kwargs(config), **common)
+    with timer('gemini'):
+        points = _constraints(config, ds, common, timer, cache_dir)
+        _, z_hat = fit_gemini(ds.x_train, ds.y_train, **_gemini_kwargs(config), constraints=points, **common)
     if path is not None:
         buf = io.BytesIO(); np.savez(buf, z_hat=z_hat.numpy(), seconds=timer.times['gemini'])
         atomic_write(path, buf.getvalue())
@@ -248,7 +289,7 @@ def _z_hat(config: RunConfig, ds, common: dict, timer: _Timer, cache_dir) -> tup
 
 def _train(config: RunConfig, ds, device, timer: _Timer, progress: bool, cache_dir=None):
     from gdml.distill import make_student, fit_student
-    from gdml.baselines import fit_baseline
+    from gdml.baselines import fit_baseline, make_miner
     common = dict(mean=ds.mean, std=ds.std, device=device, seed=config.seed, progress=progress)
     model = make_student(config.arch, in_channels=ds.in_channels, embedding_dim=config.embedding_dim,
                          width=config.arch_width)
@@ -259,36 +300,62 @@ def _train(config: RunConfig, ds, device, timer: _Timer, progress: bool, cache_d
         model.zhat_from_cache = cached
     else:
         with timer('baseline'):
-            model = fit_baseline(config.method, model, ds.x_train, ds.y_train, **_train_kwargs(config), **common)
+            model = fit_baseline(config.method, model, ds.x_train, ds.y_train, miner=make_miner(config.miner),
+                                 **_train_kwargs(config), **common)
     return model
 
-def run_experiment(config: RunConfig, *, progress: bool = False, cache_dir: str | os.PathLike | None = None) -> dict:
-    """Train and evaluate `config`; the run's record (metrics, configuration, provenance, timings, arrays).
-    With `cache_dir`, G-DML reuses a Z-hat that a run with the same GEMINI settings, data, seed, device type
-    and source already made (the record says so in `zhat_from_cache`; its GEMINI time is the original's)."""
+def _load_for(config: RunConfig):
+    "The run's data: (train/test dataset, the unseen classes' dataset of a class-disjoint run or None)."
     from gdml.data import load_dataset
+    ds = load_dataset(config.dataset)
+    if not config.seen_classes: return ds, None
+    from gdml.shift import class_disjoint_split
+    try: return class_disjoint_split(ds, seen_class_list(config.seen_classes))
+    except ValueError as e: raise ConfigError(f"seen_classes {config.seen_classes!r}: {e}") from None
+
+def _claims(config: RunConfig, ds, unseen, embed_fn, train_emb, test_emb) -> dict:
+    "`gdml.shift.measure_claims` for this run, plus leave-one-out retrieval on the unseen classes of a class-disjoint run."
+    from gdml.shift import measure_claims, ood_images, CLAIM_QUERIES
+    from gdml.metrics import leave_one_out_metrics
+    name, x_ood, note = ood_images(dataset_slug(config.dataset), tuple(ds.x_train.shape[1:]), CLAIM_QUERIES, config.seed)
+    claims = measure_claims(embed_fn, train_emb, ds.y_train, test_emb, ds.y_test, ds.x_test, ood_x=x_ood, ood_name=name,
+                            ood_note=note, seed=config.seed)
+    if unseen is not None:
+        loo = leave_one_out_metrics(embed_fn(unseen.x_test), unseen.y_test)
+        claims['unseen'] = dict(loo, classes=list(map(str, unseen.classes)), n=len(unseen.y_test))
+        claims['summary'].update(unseen_recall_at_1=loo['recall_at_1'], unseen_map_at_r=loo['map_at_r'])
+    return claims
+
+def run_experiment(config: RunConfig, *, progress: bool = False, cache_dir: str | os.PathLike | None = None) -> dict:
+    """Train and evaluate `config`; the run's record (metrics, claims, configuration, provenance, timings, arrays).
+    With `cache_dir`, G-DML reuses a Z-hat that a run with the same GEMINI settings, data, seed, device type
+    and source already made (the record says so in `zhat_from_cache`; its GEMINI time is the original's).
+    `metrics` holds the paper's five, the authors' `recall_macro` and the `CLAIM_COLUMNS` that were measured;
+    `claims` the details (`gdml.shift.measure_claims`)."""
     from gdml.distill import embed, extraction_kwargs
     from gdml.engine import get_device, seed_everything
     from gdml.metrics import evaluate
     t0, timer = time.perf_counter(), _Timer()
     device = get_device(config.device)
     seed_everything(config.seed)
-    with timer('data'): ds = load_dataset(config.dataset)
+    with timer('data'): ds, unseen = _load_for(config)
     model = _train(config, ds, device, timer, progress, cache_dir)
+    def embed_fn(x):
+        return embed(model, x, mean=ds.mean, std=ds.std, device=device,
+                     **extraction_kwargs(config.extraction, config.raw_pixels, len(x))).numpy()
     with timer('evaluation'):
-        train_emb, test_emb = (embed(model, x, mean=ds.mean, std=ds.std, device=device,
-                                     **extraction_kwargs(config.extraction, config.raw_pixels, len(x)))
-                               for x in (ds.x_train, ds.x_test))
+        train_emb, test_emb = embed_fn(ds.x_train), embed_fn(ds.x_test)
         metrics = evaluate(train_emb, ds.y_train, test_emb, ds.y_test, seed=config.seed)
+    with timer('claims'): claims = _claims(config, ds, unseen, embed_fn, train_emb, test_emb)
     timer.times['total'] = round(time.perf_counter() - t0, 3)
     return dict(run_id=uuid.uuid4().hex, dataset=dataset_slug(config.dataset), method=config.method,
                 seed=config.seed, profile=config.profile, config_hash=config_hash(config),
-                config=config_dict(config), metrics={k: float(v) for k, v in metrics.items()},
-                timings=timer.times, versions=versions(), device=device_info(device), git_commit=git_commit(),
+                config=config_dict(config), metrics={k: float(v) for k, v in {**metrics, **claims['summary']}.items()},
+                claims=claims, timings=timer.times, versions=versions(), device=device_info(device), git_commit=git_commit(),
                 source_hash=source_hash(), val_loss=getattr(model, 'val_loss', None), zhat_from_cache=model.zhat_from_cache,
                 classes=list(ds.classes), n_train=len(ds.y_train), n_test=len(ds.y_test),
                 finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-                arrays=dict(test_embeddings=test_emb.numpy().astype(np.float32), test_labels=ds.y_test.numpy()))
+                arrays=dict(test_embeddings=test_emb.astype(np.float32), test_labels=ds.y_test.numpy()))
 
 # %% ../nbs/07_experiment.ipynb #f11e0002
 def file_mode() -> int:
@@ -621,14 +688,17 @@ def select_datasets(runs_dir, records: list[dict], holes: 'pd.DataFrame', reques
         out += [d for d in hits if d not in out]
     return out
 
-def summary_frame(records: list[dict]) -> 'pd.DataFrame':
-    "Long frame (dataset, method, metric, mean, ci95, n) from `gdml.metrics.summarise`, one dataset at a time."
+def summary_frame(records: list[dict], metrics: Iterable[str] = METRICS) -> 'pd.DataFrame':
+    """Long frame (dataset, method, metric, mean, ci95, n) from `gdml.metrics.summarise`, one dataset at a time,
+    for the `metrics` that some record of the dataset holds."""
     import pandas as pd
     from gdml.metrics import summarise
     parts = []
     for ds in sorted({r['dataset'] for r in records}):
         runs = [dict(method=r['method'], **r['metrics']) for r in records if r['dataset'] == ds]
-        s = summarise(runs).reset_index()
+        have = [m for m in metrics if any(m in r for r in runs)]
+        if not have: continue
+        s = summarise(runs, metrics=have).reset_index()
         s = s.drop(columns=[c for c in ('dataset', 'index') if c in s.columns])
         parts.append(s.assign(dataset=ds))
     cols = ['dataset', 'method', 'metric', 'mean', 'ci95', 'n']
@@ -654,6 +724,16 @@ def paper_table(summary: 'pd.DataFrame', dataset: str, methods: Iterable[str] = 
             best = s.xs(k, level='metric')['mean'].max() if len(s) else np.nan
             row[METRIC_NAMES[k]] = _cell(float(mean), float(ci), bool(np.isclose(mean, best)), fmt)
         rows[METHOD_NAMES[m]] = row
+    return pd.DataFrame.from_dict(rows, orient='index').rename_axis('Model')
+
+def claims_table(summary: 'pd.DataFrame', dataset: str, methods: Iterable[str] = METHODS) -> 'pd.DataFrame':
+    "The claims measured for `dataset` (`summary_frame(records, CLAIM_COLUMNS)`): a row per method, 'mean ± ci' cells."
+    import pandas as pd
+    s = summary[summary.dataset == dataset].set_index(['method', 'metric'])
+    cols = [k for k in CLAIM_COLUMNS if k in set(s.index.get_level_values('metric'))]
+    rows = {METHOD_NAMES[m]: {CLAIM_NAMES[k]: _cell(*(float(s.loc[(m, k), c]) if (m, k) in s.index else np.nan
+                                                      for c in ('mean', 'ci95')), False, ('{m} ± {c}',) * 2) for k in cols}
+            for m in PAPER_ORDER if m in set(methods)}
     return pd.DataFrame.from_dict(rows, orient='index').rename_axis('Model')
 
 def table_title(dataset: str) -> str:
@@ -683,8 +763,10 @@ def to_latex(t: 'pd.DataFrame', title: str = '', label: str = '') -> str:
 def write_tables(runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
                  datasets: Iterable[str] | None = None, methods: Iterable[str] = METHODS,
                  profile: str | None = None) -> dict:
-    """Write each dataset's table as `table_<dataset>.{md,tex,csv}` (and `summary.csv`, `missing.csv`)
+    """Write each dataset's table as `table_<dataset>.{md,tex,csv}`, its claims as `claims_<dataset>.{md,csv}` where
+    the records measured them (and `summary.csv`, `missing.csv`)
     into `out_dir` (default `runs_dir/tables`). Returns the paths, the tables and the holes (`grid_records`)."""
+    import pandas as pd
     methods = tuple(dict.fromkeys(methods))
     records, missing = grid_records(runs_dir, profile, methods)
     requested, datasets = datasets, select_datasets(runs_dir, records, missing, datasets)
@@ -699,9 +781,18 @@ def write_tables(runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
         atomic_write(stem.with_suffix('.tex'), to_latex(paper_table(summary, ds, methods, 'latex'), title, f"tab:{_file_stem(ds)}"))
         atomic_write(stem.with_suffix('.csv'), tables[ds].to_csv())
         paths += [stem.with_suffix(s) for s in ('.md', '.tex', '.csv')]
-    atomic_write(out/'summary.csv', summary.to_csv(index=False)); paths.append(out/'summary.csv')
+    claims = summary_frame(records, CLAIM_COLUMNS)
+    for ds in datasets:   # the paper's untested claims (gdml.shift.measure_claims), where the records hold them
+        if not (claims.dataset == ds).any(): continue
+        stem = out/f"claims_{_file_stem(ds)}"
+        atomic_write(stem.with_suffix('.md'), to_markdown(claims_table(claims, ds, methods),
+                                                          f"Claims measured on {DATASET_NAMES.get(ds, ds)}"))
+        atomic_write(stem.with_suffix('.csv'), claims_table(claims, ds, methods).to_csv())
+        paths += [stem.with_suffix(s) for s in ('.md', '.csv')]
+    both = pd.concat([summary, claims], ignore_index=True) if len(claims) else summary
+    atomic_write(out/'summary.csv', both.to_csv(index=False)); paths.append(out/'summary.csv')
     atomic_write(out/'missing.csv', missing.to_csv(index=False)); paths.append(out/'missing.csv')
-    return dict(paths=paths, tables=tables, missing=missing, summary=summary)
+    return dict(paths=paths, tables=tables, missing=missing, summary=summary, claims=claims)
 
 # %% ../nbs/07_experiment.ipynb #e3cd695b
 def plot_embeddings(records: list[dict], dataset: str, *, methods: Iterable[str] = METHODS,

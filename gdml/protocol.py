@@ -7,15 +7,20 @@ from __future__ import annotations
 from typing import Any
 
 # %% auto #0
-__all__ = ['CLIP_MODES', 'EXTRACTIONS', 'GEMINI_STREAMS', 'STUDENT_ARCHS', 'FIELDS', 'PAPER', 'QUICK', 'AUTHORS',
-           'AUTHORS_BY_DATASET', 'AUTHORS_BASELINES_BY_DATASET', 'PROFILES', 'DEFAULTS', 'SOURCES', 'profile_values',
-           'profiles_frame', 'profiles_markdown']
+__all__ = ['CLIP_MODES', 'EXTRACTIONS', 'GEMINI_STREAMS', 'STUDENT_ARCHS', 'CONSTRAINTS', 'MINERS', 'CHOICES', 'FIELDS', 'PAPER',
+           'QUICK', 'AUTHORS', 'AUTHORS_BY_DATASET', 'AUTHORS_BASELINES_BY_DATASET', 'PROFILES', 'DEFAULTS', 'SOURCES',
+           'profile_values', 'profiles_frame', 'profiles_markdown']
 
 # %% ../nbs/00_protocol.ipynb #0e5e8cb7
 CLIP_MODES = ('value', 'norm')
 EXTRACTIONS = ('eval', 'train_bn', 'authors')
 GEMINI_STREAMS = ('conv', 'mlp', 'authors')
 STUDENT_ARCHS = ('resnet18', 'small_cnn')
+CONSTRAINTS = ('none', 'corners', 'class')   # Eq. 5, or Eq. 6 with user-given points or another class's
+MINERS = ('none', 'multisim', 'semihard', 'pair_margin')
+# the fields whose values are names, and the names allowed (the run config and the CLI check these)
+CHOICES = dict(arch=STUDENT_ARCHS, gemini_stream=GEMINI_STREAMS, clip_mode=CLIP_MODES, extraction=EXTRACTIONS,
+               constraints=CONSTRAINTS, miner=MINERS)
 
 FIELDS: dict[str, str] = dict(
     embedding_dim="dimension of the embedding space (2 in the paper)",
@@ -45,6 +50,9 @@ FIELDS: dict[str, str] = dict(
     train_fraction="share of the train set that trains (the authors: 0.9; the rest only gives a validation loss)",
     raw_pixels="train on raw 0-255 pixels (the authors' code) instead of normalised ones",
     extraction="how embeddings are extracted: eval, train_bn or authors",
+    constraints="GEMINI loss: none (Eq. 5), corners (Eq. 6, one user-given point per class on a regular polygon) or class (Eq. 6, points drawn from the Eq. 5 Z-hat of class l)",
+    miner="PML miner of the baselines: none (the paper), multisim, semihard (triplets) or pair_margin",
+    seen_classes="class-disjoint run: train on these labels (comma-separated, e.g. 0,1,2,3,4) and evaluate on the other classes too; empty: all classes",
 )
 
 # %% ../nbs/00_protocol.ipynb #b8d2e20c
@@ -54,7 +62,8 @@ PAPER: dict[str, Any] = dict(
     reuse_triplets=True, gemini_lr=1e-3, gemini_momentum=0.9, gemini_weight_decay=1e-4, gemini_clip=0.0,
     beta=0.005, margin=3.0,
     epochs=50, batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4, clip=0.1, clip_mode='value',
-    plateau_factor=0.5, plateau_patience=2, train_fraction=1.0, raw_pixels=False, extraction='eval')
+    plateau_factor=0.5, plateau_patience=2, train_fraction=1.0, raw_pixels=False, extraction='eval',
+    constraints='none', miner='none', seen_classes='')
 
 # CPU-sized: the paper's protocol with a small CNN and fewer epochs, nothing else changed
 QUICK: dict[str, Any] = {**PAPER, 'arch': 'small_cnn', 'gemini_epochs': 6, 'epochs': 20}
@@ -121,6 +130,9 @@ SOURCES: dict[str, tuple[str, str]] = dict(   # field: (source of the paper prof
     train_fraction=(_GDML + ": the whole train set", "MyModel_*.py: random 90% (10% validation loss only)"),
     raw_pixels=(_PAPER_TEXT + ": global normalisation", "MyModel_*.py: dataset.data as float, 0-255"),
     extraction=(_GDML + ": eval-mode BatchNorm", "MyModel_*.py: train() mode, Normalize()d inputs, len // 30 batches"),
+    constraints=("paper, Eq. 5 (Eq. 6 is an option, not in the tables)", "MyModel_*.py: Eq. 5"),
+    miner=(_PAPER_TEXT + ": no miner", "TripletNetwork_*.py: random triplets"),
+    seen_classes=("the paper trains on all classes", "all classes"),
 )
 
 def profiles_frame(dataset: str = 'fashion_mnist', method: str = 'gdml') -> 'pd.DataFrame':

@@ -13,13 +13,16 @@ import torch
 import torchvision.transforms.v2.functional as F
 from torchvision.transforms.v2 import InterpolationMode
 
-from .data import GDMLDataset, check_dataset
+from .data import GDMLDataset, check_dataset, load_dataset
 from .engine import channel_stats
-from .metrics import RANKINGS, check_embeddings, nn_predictions, pml_ranking_metrics, ranking_metrics
+from .metrics import (RANKINGS, check_embeddings, nn_predictions, pml_ranking_metrics, ranking_metrics, ood_auroc,
+                          compactness)
 
 # %% auto #0
-__all__ = ['SEVERITIES', 'REFERENCE_SIDE', 'ELASTIC_FIELDS', 'ELASTIC_SMOOTHNESS', 'CORRUPTIONS', 'SHIFT_METRICS', 'Corruption',
-           'corruption_table', 'corrupt', 'plot_corruptions', 'query_subset', 'shift_curves', 'class_disjoint_split']
+__all__ = ['SEVERITIES', 'REFERENCE_SIDE', 'ELASTIC_FIELDS', 'ELASTIC_SMOOTHNESS', 'CORRUPTIONS', 'SHIFT_METRICS',
+           'CLAIM_QUERIES', 'OOD_PARTNERS', 'CLAIM_METRICS', 'Corruption', 'corruption_table', 'corrupt',
+           'plot_corruptions', 'query_subset', 'shift_curves', 'class_disjoint_split', 'match_images', 'ood_images',
+           'measure_claims']
 
 # %% ../nbs/10_shift.ipynb #2cd31628
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -251,3 +254,55 @@ def class_disjoint_split(dataset: GDMLDataset, train_classes) -> tuple[GDMLDatas
     x_seen = dataset.x_train[torch.isin(dataset.y_train, torch.tensor(seen))]
     mean, std = channel_stats(x_seen)
     return _subset(dataset, seen, mean, std), _subset(dataset, unseen, mean, std)
+
+# %% ../nbs/10_shift.ipynb #81e13e60
+CLAIM_QUERIES = 500   # test images per run for the shift and OOD measurements (stratified): what bounds their cost
+OOD_PARTNERS = {'mnist': 'fashion_mnist', 'fashion_mnist': 'mnist', 'digits': 'fashion_mnist', 'cifar10': 'mnist'}
+CLAIM_METRICS = ('shift_recall_at_1', 'shift_drop', 'ood_auroc', 'ood_fpr95', 'silhouette', 'intra_inter')
+
+def match_images(images, shape) -> torch.Tensor:
+    "uint8 images as the image shape `(C, H, W)`: greyscale <-> RGB converted, resized with antialiasing."
+    x = _check_images(images)
+    c, h, w = shape
+    if x.shape[1] != c: x = F.rgb_to_grayscale(x) if c == 1 else x.repeat(1, 3, 1, 1)
+    return F.resize(x, [h, w], antialias=True) if tuple(x.shape[-2:]) != (h, w) else x
+
+def ood_images(dataset: str, shape, n: int = CLAIM_QUERIES, seed: int = 0, root=None) -> tuple[str | None, torch.Tensor | None, str]:
+    """(partner, images, note): `n` test images (stratified) of `dataset`'s OOD partner as `shape`; images None
+    and a one-line note when there is no partner or its files cannot be loaded (never downloads)."""
+    partner = OOD_PARTNERS.get(dataset)
+    if partner is None: return None, None, f"no OOD partner for {dataset!r} (partners: {OOD_PARTNERS})"
+    try: other = load_dataset(partner, root, download=False)
+    except (OSError, ValueError, RuntimeError) as e:
+        return partner, None, f"{partner} could not be loaded: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+    keep = query_subset(other.y_test.numpy(), n, seed)
+    return partner, match_images(other.x_test[keep], shape), ''
+
+def _shift_summary(curves: pd.DataFrame) -> dict:
+    r1 = curves[curves.metric == 'recall_at_1']
+    rows = curves.pivot_table(index=['kind', 'severity'], columns='metric', values='value').reset_index()
+    return dict(clean={m: float(curves.loc[curves.metric == m, 'clean'].iloc[0]) for m in SHIFT_METRICS},
+                n_queries=int(curves.n_queries.iloc[0]),
+                rows=[{k: (v.item() if hasattr(v, 'item') else v) for k, v in r.items()} for r in rows.to_dict('records')],
+                shift_recall_at_1=float(r1.value.mean()), shift_drop=float(r1.drop_from_clean.mean()))
+
+def measure_claims(embed_fn: Callable, train_emb, y_train, test_emb, y_test, x_test, *, ood_x=None, ood_name: str | None = None,
+                   ood_note: str = '', seed: int = 0, max_queries: int = CLAIM_QUERIES, kinds: Iterable[str] | None = None,
+                   severities: Iterable[int] = SEVERITIES) -> dict:
+    """The paper's untested claims measured on one trained model, JSON-ready: `shift` (`shift_curves` summary),
+    `ood` (`ood_auroc` of `ood_x` against `max_queries` test images), `compactness`, and `summary` (the
+    `CLAIM_METRICS` scalars; the OOD ones only with `ood_x`). `embed_fn(uint8 images) -> (N, D)` embeds queries."""
+    curves = shift_curves(embed_fn, train_emb, y_train, x_test, y_test, kinds=kinds, severities=severities, seed=seed,
+                          max_queries=max_queries)
+    shift = _shift_summary(curves)
+    comp = compactness(test_emb, y_test, seed=seed)
+    out = dict(shift=shift, compactness=comp, ood=dict(partner=ood_name, note=ood_note or None))
+    summary = dict(shift_recall_at_1=shift['shift_recall_at_1'], shift_drop=shift['shift_drop'],
+                   silhouette=comp['silhouette'], intra_inter=comp['intra_inter_ratio'])
+    if ood_x is not None:
+        keep = query_subset(np.asarray(y_test), max_queries, seed)
+        o = ood_auroc(train_emb, np.asarray(test_emb)[keep], embed_fn(ood_x))
+        out['ood'].update(o, n_id=len(keep), n_ood=len(ood_x))
+        summary.update(ood_auroc=o['auroc'], ood_fpr95=o['fpr_at_95_tpr'])
+    out['summary'] = summary
+    return out
