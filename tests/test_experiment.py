@@ -124,6 +124,31 @@ def test_scaling_notebook_runs_a_tiny_grid(tmp_path):
     assert sorted(r.get('zhat_from_cache') for r in recs if r['method'] == 'gdml') == [False, True]   # GEMINI trained once
 
 
+def test_claims_and_ablations_notebooks_run_a_tiny_grid(tmp_path):
+    """The claims report and the ablations on digits, sharing one records folder: sweep, claims in every record,
+    a verdict per claim, the class-disjoint and mined sections, and the ablations reusing the shared runs."""
+    import papermill
+    folder, runs, tiny = run_notebook_path().parent, tmp_path/'runs', dict(gemini_epochs=1, epochs=1)
+    papermill.execute_notebook(str(folder/'claims.ipynb'), str(tmp_path/'claims.ipynb'), parameters=dict(
+        datasets=['digits'], seeds=2, disjoint_datasets=['digits'], miner_datasets=[], overrides=tiny, workers=2,
+        out_dir=str(runs)), kernel_name='python3', progress_bar=False, cwd=str(tmp_path))
+    text = (tmp_path/'claims.ipynb').read_text()
+    for claim in ('covariate shift (shifted Recall@1)', 'class-disjoint shift (unseen Recall@1)', 'ID vs OOD (AUROC)',
+                  'compactness (silhouette)', 'stability (CI width of Recall@1)'):
+        assert claim in text, claim
+    assert 'digits: supported' in text or 'digits: not supported' in text or 'digits: inconclusive' in text
+    recs = [json.loads(p.read_text()) for p in runs.glob('**/result.json')]
+    assert len(recs) == 20 and all(len(r['claims']['shift']['rows']) == 40 for r in recs)
+    assert sum('unseen_recall_at_1' in r['metrics'] for r in recs) == 10
+    papermill.execute_notebook(str(folder/'ablations.ipynb'), str(tmp_path/'ablations.ipynb'), parameters=dict(
+        seeds=2, factors={'beta': [0.0, 0.005]}, miners={'triplet': 'semihard'}, overrides=tiny, workers=2, out_dir=str(runs)),
+        kernel_name='python3', progress_bar=False, cwd=str(tmp_path))
+    recs = [json.loads(p.read_text()) for p in runs.glob('**/result.json')]
+    # beta 0.005 and the unmined triplet runs are the claims' own: only beta 0 and the mined triplet ran (2 seeds each)
+    assert len(recs) == 24 and sum(r['config']['miner'] == 'semihard' for r in recs) == 2
+    assert 'Recall@1 change from adding the miner' in (tmp_path/'ablations.ipynb').read_text()
+
+
 PROFILE_DATA = [('digits', dict(gemini_epochs=1, epochs=1)),
                 ('fashion_mnist', dict(gemini_epochs=1, epochs=1, arch='small_cnn'))]
 
