@@ -44,6 +44,7 @@ def npz_largest_array(data: bytes) -> int:
 def _keep(path: Path, max_array: int) -> str | None:
     "None if `path` goes into the tarball, else why not."
     if path.name.endswith('.tmp') or path.name.startswith('.'): return 'temporary'
+    if path.suffix == '.pt': return 'model weights (tens of MB for a ResNet-18: they stay on the device)'
     if path.suffix == '.npz':
         n = npz_largest_array(path.read_bytes())
         if n > max_array: return f'holds an array of {n / MB:.1f} MB'

@@ -12,7 +12,7 @@ from .experiment import RunConfig, ConfigError, CONFIG_FIELDS, METHODS, DATASETS
 
 # %% auto #0
 __all__ = ['HYPER', 'SWEEP_EPILOG', 'COMMANDS', 'GdmlParser', 'add_hyper_options', 'hyper_values', 'build_parser', 'cmd_run',
-           'cmd_sweep', 'cmd_tables', 'cmd_figures', 'cmd_demo', 'main']
+           'cmd_sweep', 'cmd_tables', 'cmd_figures', 'cmd_demo', 'cmd_embed', 'main']
 
 # %% ../nbs/09_cli.ipynb #bc53894d
 class GdmlParser(argparse.ArgumentParser):
@@ -81,7 +81,7 @@ clusters:
 resuming: killing a sweep and starting it again reruns only the cells without a record."""
 
 def build_parser() -> GdmlParser:
-    "The `gdml` argument parser with its five subcommands."
+    "The `gdml` argument parser with its six subcommands."
     p = GdmlParser(prog='gdml', description='Guided Deep Metric Learning: runs, sweeps, tables and figures.')
     sub = p.add_subparsers(dest='command', required=True, parser_class=GdmlParser, metavar='COMMAND')
     r = sub.add_parser('run', help='train and evaluate one configuration (through the run notebook)',
@@ -111,6 +111,16 @@ def build_parser() -> GdmlParser:
                        help=f"methods, of: {', '.join(METHODS)} (default: all)")
         t.add_argument('--profile', default=None, choices=tuple(PROFILES), help='only records of this profile')
         if name == 'figures': t.add_argument('--seed', type=int, default=None, help='seed to show (default: the smallest)')
+    e = sub.add_parser('embed', help="embed a folder of images with a trained run; their nearest train images (CSV)",
+                       description="Embed every image file of --images with the run's saved network and write one CSV row per "
+                                   "image: file, dim_0..dim_{D-1}, the majority label of its --k nearest train images, and "
+                                   "for each neighbour its train index, label and distance.")
+    e.add_argument('--run', required=True, help='folder of a run record (OUT/<dataset>/<method>/seed<N>-<hash>)')
+    e.add_argument('--images', required=True, help='folder of image files (PNG, JPEG, ...) of the run\'s image size')
+    e.add_argument('--out', required=True, help='CSV file to write')
+    e.add_argument('--k', type=_count, default=5, help='nearest train images per image (default 5)')
+    e.add_argument('--resize', action='store_true', help="resize images to the run's image size (default: refuse other sizes)")
+    e.add_argument('--device', default='cpu', help='torch device (default cpu)')
     d = sub.add_parser('demo', help='the README demo: quick sweep on digits, 5 methods x 3 seeds, table and figure',
                        description='Quick profile on the embedded digits data, all five methods, 3 seeds, through the '
                                    'sweep; then the table and the figure, whose paths are printed.')
@@ -218,7 +228,23 @@ def cmd_demo(args) -> int:
     print(f"demo finished in {time.perf_counter() - t0:.0f} s")
     return 1 if len(failed) else 0
 
-COMMANDS = dict(run=cmd_run, sweep=cmd_sweep, tables=cmd_tables, figures=cmd_figures, demo=cmd_demo)
+def cmd_embed(args) -> int:
+    "`gdml embed`: a folder of images through a trained run; writes the CSV (atomically) and prints its path."
+    from gdml.experiment import atomic_write, check_out_dir
+    from gdml.inference import load_embedder, read_images, retrieval_frame
+    out = Path(args.out)
+    check_out_dir(out.parent if str(out.parent) else Path('.'), '--out folder')
+    _check_device(args.device)
+    emb = load_embedder(args.run, device=args.device)
+    files, x = read_images(args.images, emb.image_shape, resize=args.resize)
+    if args.k > len(emb.train_labels): raise ConfigError(f"--k {args.k} exceeds the run's {len(emb.train_labels)} train images")
+    table = retrieval_frame(emb, [f.name for f in files], emb(x), k=args.k)
+    atomic_write(out, table.to_csv(index=False))
+    print(f"{len(table)} images embedded by {emb!r}")
+    print(f"written: {out}")
+    return 0
+
+COMMANDS = dict(run=cmd_run, sweep=cmd_sweep, tables=cmd_tables, figures=cmd_figures, demo=cmd_demo, embed=cmd_embed)
 
 def _user_error(e: BaseException) -> bool:
     "Errors of the user's input, shown as one line: a bad value, bad data, a broken record, a missing file or extra."

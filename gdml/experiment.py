@@ -16,14 +16,14 @@ from .protocol import FIELDS, PROFILES, CHOICES, GEMINI_STREAMS, STUDENT_ARCHS, 
 # %% auto #0
 __all__ = ['DATASETS', 'METHODS', 'ARCHS', 'STREAMS', 'METRICS', 'PAPER_ORDER', 'METHOD_NAMES', 'METRIC_NAMES', 'CLAIM_COLUMNS',
            'CLAIM_NAMES', 'DATASET_NAMES', 'TABLE_NUMBERS', 'FIGURE_NUMBERS', 'RunConfig', 'CONFIG_FIELDS',
-           'ZHAT_CACHE', 'RESULT', 'ARRAYS', 'NOTEBOOK', 'FAILURE', 'FAILED_NOTEBOOK', 'MANIFEST', 'ConfigError',
-           'seen_class_list', 'make_config', 'check_config', 'config_dict', 'config_hash', 'dataset_slug', 'run_dir',
-           'git_commit', 'source_hash', 'versions', 'device_info', 'polygon_corners', 'gemini_key', 'run_experiment',
-           'file_mode', 'check_out_dir', 'RecordError', 'atomic_write', 'write_record', 'load_record', 'has_record',
-           'scan_records', 'load_records', 'run_and_write', 'run_notebook_path', 'notebook_parameters', 'execute_run',
-           'records_frame', 'read_manifest', 'dataset_key', 'dataset_labels', 'expected_grid', 'grid_records',
-           'select_datasets', 'summary_frame', 'paper_table', 'claims_table', 'table_title', 'to_markdown', 'to_latex',
-           'write_tables', 'plot_embeddings', 'write_figures']
+           'ZHAT_CACHE', 'RESULT', 'ARRAYS', 'NOTEBOOK', 'FAILURE', 'MODEL', 'FAILED_NOTEBOOK', 'MANIFEST',
+           'ConfigError', 'seen_class_list', 'make_config', 'check_config', 'config_dict', 'config_hash',
+           'dataset_slug', 'run_dir', 'git_commit', 'source_hash', 'versions', 'device_info', 'polygon_corners',
+           'gemini_key', 'model_bundle', 'run_experiment', 'file_mode', 'check_out_dir', 'RecordError', 'atomic_write',
+           'write_record', 'load_record', 'has_record', 'scan_records', 'load_records', 'run_and_write',
+           'run_notebook_path', 'notebook_parameters', 'execute_run', 'records_frame', 'read_manifest', 'dataset_key',
+           'dataset_labels', 'expected_grid', 'grid_records', 'select_datasets', 'summary_frame', 'paper_table',
+           'claims_table', 'table_title', 'to_markdown', 'to_latex', 'write_tables', 'plot_embeddings', 'write_figures']
 
 # %% ../nbs/07_experiment.ipynb #6d053671
 DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'digits')
@@ -326,6 +326,15 @@ def _claims(config: RunConfig, ds, unseen, embed_fn, train_emb, test_emb) -> dic
         claims['summary'].update(unseen_recall_at_1=loo['recall_at_1'], unseen_map_at_r=loo['map_at_r'])
     return claims
 
+def model_bundle(config: RunConfig, model, ds) -> dict:
+    """What `gdml.inference.load_embedder` needs to embed new images as this run did: the trained weights (CPU)
+    and how to rebuild and feed the network (architecture, input shape, normalisation, extraction, class names)."""
+    spec = dict(arch=config.arch, arch_width=config.arch_width, embedding_dim=config.embedding_dim,
+                image_shape=list(ds.x_train.shape[1:]), mean=[float(v) for v in ds.mean], std=[float(v) for v in ds.std],
+                raw_pixels=config.raw_pixels, extraction=config.extraction, classes=list(map(str, ds.classes)),
+                dataset=dataset_slug(config.dataset), method=config.method)
+    return dict(spec=spec, state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+
 def run_experiment(config: RunConfig, *, progress: bool = False, cache_dir: str | os.PathLike | None = None) -> dict:
     """Train and evaluate `config`; the run's record (metrics, claims, configuration, provenance, timings, arrays).
     With `cache_dir`, G-DML reuses a Z-hat that a run with the same GEMINI settings, data, seed, device type
@@ -355,7 +364,9 @@ def run_experiment(config: RunConfig, *, progress: bool = False, cache_dir: str 
                 source_hash=source_hash(), val_loss=getattr(model, 'val_loss', None), zhat_from_cache=model.zhat_from_cache,
                 classes=list(ds.classes), n_train=len(ds.y_train), n_test=len(ds.y_test),
                 finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-                arrays=dict(test_embeddings=test_emb.astype(np.float32), test_labels=ds.y_test.numpy()))
+                arrays=dict(test_embeddings=test_emb.astype(np.float32), test_labels=ds.y_test.numpy(),
+                            train_embeddings=train_emb.astype(np.float32), train_labels=ds.y_train.numpy().astype(np.int32)),
+                model=model_bundle(config, model, ds))
 
 # %% ../nbs/07_experiment.ipynb #f11e0002
 def file_mode() -> int:
@@ -382,6 +393,7 @@ def check_out_dir(path: str | os.PathLike, what: str = 'output folder') -> Path:
 
 # %% ../nbs/07_experiment.ipynb #123fac4f
 RESULT, ARRAYS, NOTEBOOK, FAILURE = 'result.json', 'embeddings.npz', 'run.ipynb', 'failure.json'
+MODEL = 'model.pt'   # the trained student / backbone (`model_bundle`), loaded with torch.load(weights_only=True)
 FAILED_NOTEBOOK = 'failed.ipynb'   # a failed rerun's notebook, beside the whole record it left alone
 
 class RecordError(ValueError):
@@ -400,15 +412,20 @@ def atomic_write(path: str | os.PathLike, data: bytes | str):
         Path(tmp).unlink(missing_ok=True); raise
 
 def write_record(record: dict, out_dir: str | os.PathLike) -> Path:
-    "Write `record` (from `run_experiment`) under `out_dir`; returns the run's folder."
+    "Write `record` (from `run_experiment`) under `out_dir`: arrays, model, then `result.json` (last: it marks the record whole); returns the run's folder."
     config = RunConfig(**record['config'])
     d = run_dir(config, out_dir)
     # the run id goes with the arrays: a rerun stopped between the two files cannot pass for a whole record
     ids = {'run_id': np.array(str(record['run_id']))} if 'run_id' in record else {}
     buf = io.BytesIO(); np.savez_compressed(buf, **record['arrays'], **ids)
     atomic_write(d/ARRAYS, buf.getvalue())
-    meta = {k: v for k, v in record.items() if k != 'arrays'}
-    meta.update(embeddings=ARRAYS, notebook=NOTEBOOK if (d/NOTEBOOK).exists() else None)
+    if record.get('model') is not None:
+        import torch
+        buf = io.BytesIO(); torch.save({**record['model'], 'run_id': str(record.get('run_id'))}, buf)
+        atomic_write(d/MODEL, buf.getvalue())
+    meta = {k: v for k, v in record.items() if k not in ('arrays', 'model')}
+    meta.update(embeddings=ARRAYS, notebook=NOTEBOOK if (d/NOTEBOOK).exists() else None,
+                model=MODEL if record.get('model') is not None else None)
     atomic_write(d/RESULT, json.dumps(meta, indent=1))
     (d/FAILURE).unlink(missing_ok=True)
     return d

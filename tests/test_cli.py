@@ -43,7 +43,7 @@ def tree(root):
     return sorted(str(p.relative_to(root)) for p in Path(root).rglob('*'))
 
 
-@pytest.mark.parametrize('cmd', ['run', 'sweep', 'tables', 'figures', 'demo'])
+@pytest.mark.parametrize('cmd', ['run', 'sweep', 'tables', 'figures', 'demo', 'embed'])
 def test_help(cmd):
     r = gdml(cmd, '--help')
     assert r.returncode == 0 and 'usage: gdml ' + cmd in r.stdout
@@ -196,3 +196,28 @@ def test_in_process_says_skipped_for_an_existing_record(cli, tmp_path):
     r = cli('run', '--in-process', '--out', tmp_path)
     assert r.returncode == 0 and r.stdout.startswith(f'skipped: {d}'), r.stdout   # not 'done': nothing ran
     assert load_record(d)['run_id'] == 'gdml0'
+
+
+def test_embed_a_folder_of_pngs(cli, tmp_path):
+    "`gdml run` then `gdml embed` on PNG files: a CSV row per image whose nearest train labels beat chance; bad input is one line."
+    from PIL import Image
+    from gdml.data import load_dataset
+    runs, pngs = tmp_path/'runs', tmp_path/'pngs'; pngs.mkdir()
+    r = cli('run', '--dataset', 'digits', '--in-process', '--gemini-epochs', '2', '--epochs', '3', '--device', 'cpu', '--out', runs)
+    assert r.returncode == 0, r.stderr
+    run = Path(r.stdout.split('done: ', 1)[1].split()[0])
+    d = load_dataset('digits')
+    for i in range(40): Image.fromarray(d.x_test[i, 0].numpy()).save(pngs/f"test_{i:03d}.png")
+    r = cli('embed', '--run', run, '--images', pngs, '--out', tmp_path/'out.csv', '--k', 3)
+    assert r.returncode == 0, r.stderr
+    import pandas as pd
+    t = pd.read_csv(tmp_path/'out.csv')
+    assert list(t.columns[:4]) == ['file', 'dim_0', 'dim_1', 'predicted'] and 'neighbour_3_distance' in t.columns
+    assert t.file.tolist() == [f"test_{i:03d}.png" for i in range(40)]
+    truth = np.array([d.classes[int(v)] for v in d.y_test[:40]], dtype=str)
+    assert (t.predicted.astype(str).to_numpy() == truth).mean() > 0.3   # chance: 0.1
+    one_line_error(cli('embed', '--run', tmp_path, '--images', pngs, '--out', tmp_path/'x.csv'), 'no run record')
+    one_line_error(cli('embed', '--run', run, '--images', tmp_path/'none', '--out', tmp_path/'x.csv'), 'not a folder of images')
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(pngs/'big.png')
+    one_line_error(cli('embed', '--run', run, '--images', pngs, '--out', tmp_path/'x.csv'), 'resize')
+    assert not (tmp_path/'x.csv').exists()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from gdml.experiment import (CONFIG_FIELDS, RESULT, ARRAYS, NOTEBOOK, FAILURE, FAILED_NOTEBOOK, MANIFEST, METRICS,
+from gdml.experiment import (CONFIG_FIELDS, RESULT, ARRAYS, MODEL, NOTEBOOK, FAILURE, FAILED_NOTEBOOK, MANIFEST, METRICS,
                              ConfigError, config_hash, execute_run, has_record, load_record, make_config, run_dir,
                              run_notebook_path, write_record, atomic_write, scan_records, source_hash)
 from gdml.sweep import write_manifest
@@ -61,7 +61,7 @@ def test_execute_run_writes_a_full_record_then_skips(notebook_run, runs):
     config, st, _ = notebook_run
     assert st['status'] == 'done', st
     d = run_dir(config, runs)
-    assert sorted(p.name for p in d.iterdir()) == sorted([RESULT, ARRAYS, NOTEBOOK])
+    assert sorted(p.name for p in d.iterdir()) == sorted([RESULT, ARRAYS, MODEL, NOTEBOOK])
     rec = load_record(d, arrays=True)
     assert rec['config'] == {**config.__dict__} and rec['seed'] == 1 and rec['config_hash'] == config_hash(config)
     assert set(rec['metrics']) == {'recall_at_1', 'f1', 'nmi', 'r_precision', 'map_at_r', 'recall_macro'}
