@@ -39,7 +39,10 @@ setuptools.setup(
                    for o in py_versions[py_versions.index(min_python):]]
                 + (["License :: " + lic[1]] if lic[1] else []),
     url=cfg["git_url"],
-    packages=setuptools.find_packages(include=["gdml", "gdml.*"]),
+    # the papermill notebooks (`gdml run` executes run.ipynb) ship inside the package as gdml/notebooks/*.ipynb
+    packages=setuptools.find_packages(include=["gdml", "gdml.*"]) + ["gdml.notebooks"],
+    package_dir={"gdml.notebooks": "nbs/experiments"},
+    package_data={"gdml.notebooks": ["*.ipynb"]},
     include_package_data=True,
     install_requires=parse_reqs("requirements"),
     extras_require={"dev": parse_reqs("dev_requirements"),

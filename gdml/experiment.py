@@ -514,11 +514,14 @@ _KERNEL_START_ERRORS = ("Address already in use", "Kernel didn't respond", "Kern
                         "kernel died", "Timeout waiting for kernel", "ZMQError")
 
 def run_notebook_path() -> Path:
-    "The `run` notebook: `$GDML_RUN_NOTEBOOK`, else `nbs/experiments/run.ipynb` of gdml's source tree."
+    """The `run` notebook: `$GDML_RUN_NOTEBOOK`, else `nbs/experiments/run.ipynb` of gdml's source tree (a checkout or
+    an editable install), else the copy a wheel ships as `gdml/notebooks/run.ipynb`."""
     env = os.environ.get('GDML_RUN_NOTEBOOK')
-    p = Path(env) if env else _source_root()/'nbs'/'experiments'/'run.ipynb'
-    if not p.exists():
-        raise FileNotFoundError(f"run notebook {p} not found; set GDML_RUN_NOTEBOOK to nbs/experiments/run.ipynb")
+    here = Path(globals().get('__file__') or Path.cwd()/'x').resolve().parent
+    candidates = [Path(env)] if env else [_source_root()/'nbs'/'experiments'/'run.ipynb', here/'notebooks'/'run.ipynb']
+    p = next((c for c in candidates if c.exists()), None)
+    if p is None:
+        raise FileNotFoundError(f"run notebook not found at {', '.join(map(str, candidates))}; set GDML_RUN_NOTEBOOK to nbs/experiments/run.ipynb")
     return p
 
 def notebook_parameters(config: RunConfig, out_dir, **extra) -> dict:
