@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # cell flags to run besides the default ones, e.g. `make test GDML_TEST_FLAGS=slow`
 export GDML_TEST_FLAGS
 
-.PHONY: demo test paper install clean-venv gpu-pack gpu-commit
+.PHONY: demo test paper install clean-venv gpu-pack gpu-commit docs readme
 
 install: $(STAMP)
 
@@ -30,6 +30,15 @@ test: $(STAMP)
 
 paper: $(STAMP)
 	$(BIN)/gdml sweep --profile paper --datasets mnist fashion_mnist cifar10 --seeds 10 --out results/paper
+
+# README.md is rendered from nbs/index.ipynb (the docs' home page); CI checks that the two agree
+readme: $(STAMP)
+	$(BIN)/jupyter nbconvert --to markdown --stdout nbs/index.ipynb 2>/dev/null > README.md.tmp && mv README.md.tmp README.md
+
+# the documentation site: every notebook with its stored outputs (nothing executed), offline, into _docs/
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build -q -d _docs
+	@echo "docs: _docs/index.html"
 
 clean-venv:
 	rm -rf $(VENV)
