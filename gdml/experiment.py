@@ -21,9 +21,10 @@ __all__ = ['DATASETS', 'METHODS', 'ARCHS', 'STREAMS', 'METRICS', 'PAPER_ORDER', 
            'dataset_slug', 'run_dir', 'git_commit', 'source_hash', 'versions', 'device_info', 'polygon_corners',
            'gemini_key', 'model_bundle', 'run_experiment', 'file_mode', 'check_out_dir', 'RecordError', 'atomic_write',
            'write_record', 'load_record', 'has_record', 'scan_records', 'load_records', 'run_and_write',
-           'run_notebook_path', 'notebook_parameters', 'execute_run', 'records_frame', 'read_manifest', 'dataset_key',
-           'dataset_labels', 'expected_grid', 'grid_records', 'select_datasets', 'summary_frame', 'paper_table',
-           'claims_table', 'table_title', 'to_markdown', 'to_latex', 'write_tables', 'plot_embeddings', 'write_figures']
+           'quiet_kernel_manager', 'run_notebook_path', 'notebook_parameters', 'execute_run', 'records_frame',
+           'read_manifest', 'dataset_key', 'dataset_labels', 'expected_grid', 'grid_records', 'select_datasets',
+           'summary_frame', 'paper_table', 'claims_table', 'table_title', 'to_markdown', 'to_latex', 'write_tables',
+           'plot_embeddings', 'write_figures']
 
 # %% ../nbs/07_experiment.ipynb #6d053671
 DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'digits')
@@ -513,6 +514,18 @@ def run_and_write(config: RunConfig, out_dir: str | os.PathLike, *, force: bool 
 _KERNEL_START_ERRORS = ("Address already in use", "Kernel didn't respond", "Kernel died before replying",
                         "kernel died", "Timeout waiting for kernel", "ZMQError")
 
+def quiet_kernel_manager():
+    """The kernel manager of the run notebooks: kernels on IPC sockets in Jupyter's runtime folder (no TCP port to race
+    for, and no "running over TCP without encryption" warning per kernel), shut down by request only: jupyter_client
+    sends SIGINT before the shutdown request, which makes a kernel that has finished log "KeyboardInterrupt caught in kernel"."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import CaselessStrEnum
+    class QuietKernelManager(AsyncKernelManager):
+        transport = CaselessStrEnum(['tcp', 'ipc'], default_value='ipc', config=True)
+        async def _async_interrupt_kernel(self):
+            if not self.shutting_down: await super()._async_interrupt_kernel()
+    return QuietKernelManager
+
 def run_notebook_path() -> Path:
     """The `run` notebook: `$GDML_RUN_NOTEBOOK`, else `nbs/experiments/run.ipynb` of gdml's source tree (a checkout or
     an editable install), else the copy a wheel ships as `gdml/notebooks/run.ipynb`."""
@@ -580,7 +593,8 @@ def execute_run(config: RunConfig, out_dir: str | os.PathLike, *, force: bool = 
         try:
             papermill.execute_notebook(str(notebook or run_notebook_path()), str(attempt_nb), parameters=params,
                                        kernel_name=kernel_name, progress_bar=False, log_output=False,
-                                       execution_timeout=execution_timeout, cwd=str(d))
+                                       execution_timeout=execution_timeout, cwd=str(d),
+                                       kernel_manager_class=quiet_kernel_manager())
             os.replace(attempt_nb, out_nb); _name_notebook(d)
             (d/FAILED_NOTEBOOK).unlink(missing_ok=True)   # an older failed rerun's notebook: superseded
             return dict(status, status='done')
