@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # cell flags to run besides the default ones, e.g. `make test GDML_TEST_FLAGS=slow`
 export GDML_TEST_FLAGS
 
-.PHONY: demo test paper install clean-venv gpu-pack gpu-commit docs readme
+.PHONY: demo test paper install clean-venv gpu-pack gpu-commit docs readme check-lab
 
 install: $(STAMP)
 
@@ -39,6 +39,10 @@ readme: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build -q -d _docs
 	@echo "docs: _docs/index.html"
+
+# JupyterLab in headless Chromium (apt-get install chromium chromium-driver): runs the first cells of 03_gemini, screenshot
+check-lab: $(STAMP)
+	$(BIN)/python tools/check_lab.py --screenshot nbs/images/jupyterlab_03_gemini.png
 
 clean-venv:
 	rm -rf $(VENV)

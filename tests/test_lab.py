@@ -1,0 +1,22 @@
+"""JupyterLab in a real browser (tools/check_lab.py): runs with `GDML_TEST_FLAGS=slow` (or `make check-lab`) where
+Debian's chromium and chromium-driver and selenium are installed; skipped, with the reason, elsewhere."""
+import os, subprocess, sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT/'tools'))
+import check_lab  # noqa: E402
+
+
+@pytest.mark.skipif('slow' not in os.environ.get('GDML_TEST_FLAGS', '').split(), reason='slow: GDML_TEST_FLAGS=slow runs it')
+def test_jupyterlab_runs_the_first_cells_of_03_gemini(tmp_path):
+    why = check_lab.missing()
+    if why: pytest.skip(why)
+    shot = tmp_path/'lab.png'
+    res = check_lab.check('nbs/03_gemini.ipynb', cells=7, expect='torch.Size([5, 2])', screenshot=str(shot))
+    assert any('torch.Size([5, 2])' in t for t in res['outputs'])
+    assert shot.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and shot.stat().st_size > 10_000
+    left = subprocess.run(['pgrep', '-f', 'jupyter-lab.*gdml-lab-'], capture_output=True, text=True).stdout.split()
+    assert not left, f"JupyterLab still running: {left}"

@@ -1,0 +1,137 @@
+"""JupyterLab in a real browser: start JupyterLab on 127.0.0.1 with the project's kernel, open a notebook in headless
+Chromium (selenium + Debian's chromium and chromium-driver), run its first cells with Shift+Enter, check that their
+outputs appear in the page, save a screenshot, and shut JupyterLab down.
+
+usage: python tools/check_lab.py [--notebook nbs/03_gemini.ipynb] [--cells 7] [--expect 'torch.Size([5, 2])']
+                                 [--screenshot nbs/images/jupyterlab_03_gemini.png]
+Exit status 0 when the expected output appeared; the reason otherwise. `make check-lab` runs it.
+"""
+from __future__ import annotations
+import argparse, contextlib, json, os, secrets, shutil, socket, subprocess, sys, tempfile, time, urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM, DRIVER = '/usr/bin/chromium', '/usr/bin/chromedriver'
+
+
+def missing() -> str | None:
+    "Why the check cannot run here, or None."
+    for exe in (CHROMIUM, DRIVER):
+        if not Path(exe).exists(): return f"{exe} is missing (apt-get install chromium chromium-driver)"
+    try: import selenium  # noqa: F401
+    except ImportError: return "selenium is missing (pip install selenium)"
+    if not shutil.which('jupyter-lab', path=str(Path(sys.executable).parent)): return "jupyterlab is missing (pip install -e .[dev])"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def jupyterlab(root: Path, timeout: float = 120):
+    "A JupyterLab server on 127.0.0.1 serving `root` (token auth, own runtime folder); yields its base URL and token."
+    port, token = free_port(), secrets.token_hex(16)
+    runtime = Path(tempfile.mkdtemp(prefix='gdml-lab-'))
+    # no "notified about Jupyter news?" toast over the screenshot
+    news = runtime/'settings'/'@jupyterlab'/'apputils-extension'/'notification.jupyterlab-settings'
+    news.parent.mkdir(parents=True); news.write_text(json.dumps({'fetchNews': 'false'}))
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(runtime/'runtime'), OMP_NUM_THREADS='1')
+    cmd = [str(Path(sys.executable).parent/'jupyter-lab'), '--no-browser', '--ip=127.0.0.1', f'--port={port}',
+           f'--IdentityProvider.token={token}', f'--ServerApp.root_dir={root}', '--ServerApp.open_browser=False',
+           '--LabApp.news_url=', '--allow-root', f'--LabApp.user_settings_dir={runtime/"settings"}', '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate']
+    log = open(runtime/'lab.log', 'w')
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root, start_new_session=True)
+    base = f'http://127.0.0.1:{port}'
+    try:
+        t0 = time.time()
+        while True:
+            try:
+                with urllib.request.urlopen(f'{base}/api/status?token={token}', timeout=5) as r:
+                    if r.status == 200: break
+            except OSError: pass
+            if proc.poll() is not None or time.time() - t0 > timeout:
+                raise RuntimeError(f"JupyterLab did not start in {timeout:.0f} s; its log: {(runtime/'lab.log').read_text()[-1500:]}")
+            time.sleep(0.5)
+        yield base, token
+    finally:
+        with contextlib.suppress(OSError):   # shut every kernel down, then the server: nothing is left running
+            req = urllib.request.Request(f'{base}/api/shutdown?token={token}', method='POST')
+            urllib.request.urlopen(req, timeout=10)
+        try: proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9); proc.wait(10)
+        log.close(); shutil.rmtree(runtime, ignore_errors=True)
+
+
+def browser(width: int = 1400, height: int = 1000):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for a in ('--headless=new', '--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu', f'--window-size={width},{height}'):
+        opts.add_argument(a)
+    return webdriver.Chrome(service=Service(DRIVER), options=opts)
+
+
+def check(notebook: str = 'nbs/03_gemini.ipynb', cells: int = 7, expect: str = 'torch.Size([5, 2])',
+          screenshot: str | None = None, timeout: float = 240) -> dict:
+    """Open `notebook` in JupyterLab, run its first `cells` cells, wait for `expect` in an output area; returns what was seen.
+    Raises AssertionError (with the page's outputs) when it does not appear, or when a cell printed a traceback."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.support.ui import WebDriverWait
+    t0 = time.time()
+    # JupyterLab serves a copy: its autosave never touches the source notebook
+    copy = Path(tempfile.mkdtemp(prefix='gdml-lab-nb-'))
+    shutil.copy(ROOT/notebook, copy/Path(notebook).name)
+    with jupyterlab(copy) as (base, token):
+        d = browser()
+        try:
+            d.get(f'{base}/lab/tree/{Path(notebook).name}?token={token}&reset')
+            wait = WebDriverWait(d, timeout)
+            wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '.jp-NotebookPanel .jp-Cell .jp-InputPrompt'))
+            wait.until(lambda d: 'Idle' in d.find_element(By.CSS_SELECTOR, '.jp-StatusBar-Widget, #jp-main-statusbar').text
+                       or 'Idle' in d.find_element(By.ID, 'jp-main-statusbar').text)
+            # select the first cell by its prompt (command mode), then Shift+Enter runs each cell and moves on
+            d.find_elements(By.CSS_SELECTOR, '.jp-NotebookPanel .jp-Cell .jp-InputPrompt')[0].click()
+            for _ in range(cells):
+                ActionChains(d).key_down(Keys.SHIFT).send_keys(Keys.ENTER).key_up(Keys.SHIFT).perform()
+                time.sleep(0.3)
+            def outputs(d): return [e.text for e in d.find_elements(By.CSS_SELECTOR, '.jp-NotebookPanel .jp-OutputArea-output')]
+            try: wait.until(lambda d: any(expect in t for t in outputs(d)))
+            except Exception:
+                if screenshot: d.save_screenshot(str(Path(screenshot).with_suffix('.failed.png')))
+                raise AssertionError(f"{expect!r} did not appear in {timeout:.0f} s; outputs: {outputs(d)}") from None
+            seen = outputs(d)
+            bad = [t for t in seen if 'Traceback' in t or 'Error' in t.split('\n')[0]]
+            assert not bad, f"a cell failed: {bad[0][:500]}"
+            prompts = [e.text for e in d.find_elements(By.CSS_SELECTOR, '.jp-NotebookPanel .jp-InputPrompt') if e.text.strip()]
+            if screenshot:
+                Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
+                d.save_screenshot(str(screenshot))
+            return dict(outputs=seen, prompts=prompts, seconds=round(time.time() - t0, 1), screenshot=screenshot)
+        finally:
+            d.quit()
+            shutil.rmtree(copy, ignore_errors=True)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--notebook', default='nbs/03_gemini.ipynb')
+    ap.add_argument('--cells', type=int, default=7)
+    ap.add_argument('--expect', default='torch.Size([5, 2])')
+    ap.add_argument('--screenshot', default='nbs/images/jupyterlab_03_gemini.png')
+    a = ap.parse_args(argv)
+    why = missing()
+    if why: print(f"check-lab: cannot run: {why}", file=sys.stderr); return 2
+    res = check(a.notebook, a.cells, a.expect, a.screenshot)
+    print(json.dumps(res, indent=1))
+    print(f"check-lab: ok: {a.expect!r} appeared after running {a.cells} cells of {a.notebook} in {res['seconds']} s; screenshot {a.screenshot}")
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
