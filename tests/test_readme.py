@@ -1,12 +1,32 @@
-"""The README's protocol table is the one `gdml.protocol` renders (one source of defaults)."""
+"""The README's protocol table is the one `gdml.protocol` renders (one source of defaults).
+
+README.md is rendered from nbs/index.ipynb (`make readme`; tests/test_docs.py checks the two agree), so the table
+is checked in both: in the notebook, where it is edited, and in the README, which is what readers see."""
+import json
 from pathlib import Path
+
+import pytest
 
 from gdml.protocol import profiles_markdown
 
-README = Path(__file__).resolve().parents[1]/'README.md'
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT/'README.md'
+INDEX = ROOT/'nbs'/'index.ipynb'
 
 
-def test_readme_profile_table_is_generated_from_the_protocol():
-    text = README.read_text()
-    table = text.split('<!-- profiles -->\n', 1)[1].split('<!-- /profiles -->', 1)[0]
-    assert table == profiles_markdown(), "README's profile table is stale: paste gdml.protocol.profiles_markdown() there"
+def markdown_of_index() -> str:
+    "The markdown cells of nbs/index.ipynb, joined as nbconvert's markdown exporter joins them."
+    cells = json.loads(INDEX.read_text())['cells']
+    return '\n\n'.join(''.join(c['source']) for c in cells if c['cell_type'] == 'markdown')
+
+
+def profile_table(text: str) -> str:
+    assert text.count('<!-- profiles -->\n') == 1 and text.count('<!-- /profiles -->') == 1, "one pair of profile markers"
+    return text.split('<!-- profiles -->\n', 1)[1].split('<!-- /profiles -->', 1)[0]
+
+
+@pytest.mark.parametrize('source', ['nbs/index.ipynb', 'README.md'])
+def test_readme_profile_table_is_generated_from_the_protocol(source):
+    text = markdown_of_index() if source.endswith('.ipynb') else README.read_text()
+    assert profile_table(text) == profiles_markdown(), (
+        f"{source}'s profile table is stale: paste gdml.protocol.profiles_markdown() into nbs/index.ipynb, then `make readme`")
