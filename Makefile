@@ -33,11 +33,12 @@ paper: $(STAMP)
 
 # README.md is rendered from nbs/index.ipynb (the docs' home page); CI checks that the two agree
 readme: $(STAMP)
-	$(BIN)/jupyter nbconvert --to markdown --stdout nbs/index.ipynb 2>/dev/null > README.md.tmp && mv README.md.tmp README.md
+	$(BIN)/jupyter nbconvert --log-level=ERROR --to markdown --stdout nbs/index.ipynb > README.md.tmp \
+	  && mv README.md.tmp README.md || { rm -f README.md.tmp; exit 1; }
 
 # the documentation site: every notebook with its stored outputs (nothing executed), offline, into _docs/
 docs: $(STAMP)
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build -q -d _docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build -q --strict -d _docs
 	@echo "docs: _docs/index.html"
 
 # JupyterLab in headless Chromium (apt-get install chromium chromium-driver): runs the first cells of 03_gemini, screenshot
