@@ -514,16 +514,37 @@ def run_and_write(config: RunConfig, out_dir: str | os.PathLike, *, force: bool 
 _KERNEL_START_ERRORS = ("Address already in use", "Kernel didn't respond", "Kernel died before replying",
                         "kernel died", "Timeout waiting for kernel", "ZMQError")
 
+def _ipc_ok() -> bool:
+    "Whether kernels can use IPC sockets in a private temporary folder (Unix sockets, a path short enough for them)."
+    return os.name == 'posix' and len(os.path.join(tempfile.gettempdir(), 'gdml-kernel-xxxxxxxx', 'k-65535')) < 100
+
 def quiet_kernel_manager():
-    """The kernel manager of the run notebooks: kernels on IPC sockets in Jupyter's runtime folder (no TCP port to race
-    for, and no "running over TCP without encryption" warning per kernel), shut down by request only: jupyter_client
-    sends SIGINT before the shutdown request, which makes a kernel that has finished log "KeyboardInterrupt caught in kernel"."""
+    """The kernel manager of the run notebooks. Its kernels talk over IPC sockets in a private temporary folder,
+    removed with the kernel (not in the kernel's working folder, the run's record): no TCP port to race for and no
+    "Kernel is running over TCP without encryption" warning per kernel. Where IPC cannot serve (no Unix sockets, or a
+    temporary folder too deep for a socket path) they use TCP with CurveZMQ keys provisioned by the manager: no warning
+    either. A kernel is shut down by request only: jupyter_client sends SIGINT before the shutdown request, and a kernel
+    that has finished but is still handling a message then logs "KeyboardInterrupt caught in kernel". Any other
+    interrupt (nbclient's, when a cell times out) is sent as before; a kernel that does not stop on request is still
+    terminated, then killed."""
+    import shutil, zmq
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import CaselessStrEnum
     class QuietKernelManager(AsyncKernelManager):
-        transport = CaselessStrEnum(['tcp', 'ipc'], default_value='ipc', config=True)
+        transport = CaselessStrEnum(['tcp', 'ipc'], config=True)
+        _ipc_dir = None
+        def _transport_default(self): return 'ipc' if _ipc_ok() else 'tcp'
+        def _transport_encryption_default(self):
+            return 'auto' if self.transport == 'tcp' and zmq.has('curve') else 'disabled'
+        def _ip_default(self):
+            if self.transport != 'ipc': return super()._ip_default()
+            self._ipc_dir = tempfile.mkdtemp(prefix='gdml-kernel-')
+            return os.path.join(self._ipc_dir, 'k')
         async def _async_interrupt_kernel(self):
             if not self.shutting_down: await super()._async_interrupt_kernel()
+        async def _async_cleanup_resources(self, restart: bool = False):
+            await super()._async_cleanup_resources(restart=restart)
+            if self._ipc_dir and not restart: shutil.rmtree(self._ipc_dir, ignore_errors=True)
     return QuietKernelManager
 
 def run_notebook_path() -> Path:

@@ -260,3 +260,49 @@ def test_in_process_gives_the_numbers_of_the_notebook(notebook_run, tmp_path, ca
     nb, ip = load_record(run_dir(config, out)), load_record(run_dir(config, tmp_path))
     assert ip['config_hash'] == nb['config_hash'] and ip['metrics'] == nb['metrics']
     assert ip['device']['torch_threads'] == nb['device']['torch_threads'] == 1   # pinned and recorded on both paths
+
+
+
+KERNEL_SCRIPT = """
+import json, os, sys, nbformat, papermill
+from jupyter_client.manager import AsyncKernelManager
+import gdml.experiment as E
+manager, cwd, signals = sys.argv[1:4]
+if manager == 'tcp': E._ipc_ok = lambda: False            # as on a machine without Unix sockets
+class Manager(AsyncKernelManager if manager == 'plain' else E.quiet_kernel_manager()):
+    async def _async_signal_kernel(self, signum):         # note the signals sent to the kernel
+        with open(signals, 'a') as f: f.write(f'{int(signum)} ')
+        await super()._async_signal_kernel(signum)
+nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+    "from ipykernel.kernelapp import IPKernelApp; a = IPKernelApp.instance(); print(a.transport, a.ip, a.curve_secretkey is not None)")])
+nb.metadata['kernelspec'] = dict(name='python3', display_name='Python 3', language='python')
+nbformat.write(nb, os.path.join(cwd, 'in.ipynb'))
+papermill.execute_notebook(os.path.join(cwd, 'in.ipynb'), os.path.join(cwd, 'out.ipynb'), kernel_name='python3',
+                           progress_bar=False, log_output=False, cwd=cwd, kernel_manager_class=Manager)
+print('KERNEL', json.load(open(os.path.join(cwd, 'out.ipynb')))['cells'][0]['outputs'][0]['text'][0].strip())
+"""
+NOISE = ('without encryption', 'KeyboardInterrupt')
+
+
+@pytest.mark.parametrize('manager', ['plain', 'ipc', 'tcp'])
+def test_run_kernels_print_no_noise(manager, tmp_path):
+    """The run notebooks' kernels (`quiet_kernel_manager`, as `execute_run` starts them) print no TCP-encryption warning
+    and get no SIGINT at shutdown (which prints "KeyboardInterrupt caught in kernel" when it lands while the kernel
+    handles a message), over IPC (sockets in a private temporary folder, removed with the kernel, none in the run's
+    folder) or over TCP with CurveZMQ. jupyter_client's plain manager, the control, warns and sends the SIGINT."""
+    cwd, tmp, signals = tmp_path/'record', tmp_path/'tmp', tmp_path/'signals'
+    cwd.mkdir(); tmp.mkdir()
+    r = subprocess.run([sys.executable, '-c', KERNEL_SCRIPT, manager, str(cwd), str(signals)], capture_output=True,
+                       text=True, timeout=120, env=dict(os.environ, TMPDIR=str(tmp)))
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout + r.stderr
+    transport, ip, curve = out.split('KERNEL ')[1].split()[:3]
+    if manager == 'plain':
+        assert transport == 'tcp' and 'without encryption' in out and signals.read_text() == '2 ', out[-3000:]
+        return
+    assert not [l for l in out.splitlines() if any(n in l for n in NOISE)], out[-3000:]
+    assert not signals.exists(), signals.read_text()
+    assert sorted(p.name for p in cwd.iterdir()) == ['in.ipynb', 'out.ipynb']   # no socket in the record's folder
+    assert list(tmp.iterdir()) == []                                            # the sockets' folder is gone
+    if manager == 'ipc': assert transport == 'ipc' and Path(ip).parent.parent == tmp and curve == 'False', out
+    else: assert transport == 'tcp' and curve == 'True', out

@@ -1,6 +1,7 @@
 """JupyterLab in a real browser: start JupyterLab on 127.0.0.1 with the project's kernel, open a notebook in headless
 Chromium (selenium + Debian's chromium and chromium-driver), run its first cells with Shift+Enter, check that their
-outputs appear in the page, save a screenshot, and shut JupyterLab down.
+outputs appear in the page, save a screenshot (a small palette PNG), shut JupyterLab and the browser down and check
+that none of the processes they started (the server, the kernel, chromedriver, Chromium) is left.
 
 usage: python tools/check_lab.py [--notebook nbs/03_gemini.ipynb] [--cells 7] [--expect 'torch.Size([5, 2])']
                                  [--screenshot nbs/images/jupyterlab_03_gemini.png]
@@ -37,7 +38,8 @@ def jupyterlab(root: Path, timeout: float = 120):
     # no "notified about Jupyter news?" toast over the screenshot
     news = runtime/'settings'/'@jupyterlab'/'apputils-extension'/'notification.jupyterlab-settings'
     news.parent.mkdir(parents=True); news.write_text(json.dumps({'fetchNews': 'false'}))
-    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(runtime/'runtime'), OMP_NUM_THREADS='1')
+    # the project's kernel: the venv's kernelspec before any of the user's (`make install` writes it with --sys-prefix)
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(runtime/'runtime'), JUPYTER_PREFER_ENV_PATH='1', OMP_NUM_THREADS='1')
     cmd = [str(Path(sys.executable).parent/'jupyter-lab'), '--no-browser', '--ip=127.0.0.1', f'--port={port}',
            f'--IdentityProvider.token={token}', f'--ServerApp.root_dir={root}', '--ServerApp.open_browser=False',
            '--LabApp.news_url=', '--allow-root', f'--LabApp.user_settings_dir={runtime/"settings"}', '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate']
@@ -75,47 +77,95 @@ def browser(width: int = 1400, height: int = 1000):
     return webdriver.Chrome(service=Service(DRIVER), options=opts)
 
 
+def descendants(pid: int) -> set[int]:
+    "The processes below `pid` (children, theirs, ...), read from /proc; empty where there is no /proc."
+    kids = {}
+    for d in Path('/proc').glob('[0-9]*'):
+        try: ppid = int((d/'stat').read_text().rsplit(')', 1)[1].split()[1])
+        except (OSError, ValueError, IndexError): continue
+        kids.setdefault(ppid, []).append(int(d.name))
+    out, todo = set(), [pid]
+    while todo:
+        for k in kids.get(todo.pop(), []):
+            if k not in out: out.add(k); todo.append(k)
+    return out
+
+
+def alive(pids, wait: float = 15) -> list[str]:
+    "Those of `pids` still running (zombies count as gone) after up to `wait` s, as 'pid command'."
+    def running(p):
+        try: return (Path(f'/proc/{p}/stat').read_text().rsplit(')', 1)[1].split()[0]) != 'Z'
+        except (OSError, IndexError): return False
+    t0 = time.time()
+    while (left := [p for p in pids if running(p)]) and time.time() - t0 < wait: time.sleep(0.2)
+    def name(p):
+        try: return Path(f'/proc/{p}/cmdline').read_bytes().replace(b'\0', b' ').decode(errors='replace')[:120]
+        except OSError: return '?'
+    return [f"{p} {name(p)}" for p in left]
+
+
+def save_png(png: bytes, path: str, colours: int = 64):
+    "Write a screenshot as a small PNG: a palette of `colours` (text and UI keep their look), as is without Pillow."
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import io
+        from PIL import Image
+        img = Image.open(io.BytesIO(png)).convert('RGB').quantize(colors=colours, method=Image.Quantize.MEDIANCUT,
+                                                                   dither=Image.Dither.NONE)
+        img.save(path, optimize=True)
+    except ImportError: Path(path).write_bytes(png)
+
+
 def check(notebook: str = 'nbs/03_gemini.ipynb', cells: int = 7, expect: str = 'torch.Size([5, 2])',
           screenshot: str | None = None, timeout: float = 240) -> dict:
-    """Open `notebook` in JupyterLab, run its first `cells` cells, wait for `expect` in an output area; returns what was seen.
-    Raises AssertionError (with the page's outputs) when it does not appear, or when a cell printed a traceback."""
+    """Open `notebook` in JupyterLab, run its first `cells` cells, wait for `expect` in an output area; returns what was
+    seen. Raises AssertionError (with the page's outputs) when it does not appear, when a cell printed a traceback, when
+    the code cells were not all run (prompts [1] .. [n]) or when a process it started outlives it."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.support.ui import WebDriverWait
-    t0 = time.time()
+    t0, before = time.time(), descendants(os.getpid())
+    n_code = sum(c['cell_type'] == 'code' for c in json.loads((ROOT/notebook).read_text())['cells'][:cells])
     # JupyterLab serves a copy: its autosave never touches the source notebook
     copy = Path(tempfile.mkdtemp(prefix='gdml-lab-nb-'))
     shutil.copy(ROOT/notebook, copy/Path(notebook).name)
-    with jupyterlab(copy) as (base, token):
-        d = browser()
-        try:
-            d.get(f'{base}/lab/tree/{Path(notebook).name}?token={token}&reset')
-            wait = WebDriverWait(d, timeout)
-            wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '.jp-NotebookPanel .jp-Cell .jp-InputPrompt'))
-            wait.until(lambda d: 'Idle' in d.find_element(By.CSS_SELECTOR, '.jp-StatusBar-Widget, #jp-main-statusbar').text
-                       or 'Idle' in d.find_element(By.ID, 'jp-main-statusbar').text)
-            # select the first cell by its prompt (command mode), then Shift+Enter runs each cell and moves on
-            d.find_elements(By.CSS_SELECTOR, '.jp-NotebookPanel .jp-Cell .jp-InputPrompt')[0].click()
-            for _ in range(cells):
-                ActionChains(d).key_down(Keys.SHIFT).send_keys(Keys.ENTER).key_up(Keys.SHIFT).perform()
-                time.sleep(0.3)
-            def outputs(d): return [e.text for e in d.find_elements(By.CSS_SELECTOR, '.jp-NotebookPanel .jp-OutputArea-output')]
-            try: wait.until(lambda d: any(expect in t for t in outputs(d)))
-            except Exception:
-                if screenshot: d.save_screenshot(str(Path(screenshot).with_suffix('.failed.png')))
-                raise AssertionError(f"{expect!r} did not appear in {timeout:.0f} s; outputs: {outputs(d)}") from None
-            seen = outputs(d)
-            bad = [t for t in seen if 'Traceback' in t or 'Error' in t.split('\n')[0]]
-            assert not bad, f"a cell failed: {bad[0][:500]}"
-            prompts = [e.text for e in d.find_elements(By.CSS_SELECTOR, '.jp-NotebookPanel .jp-InputPrompt') if e.text.strip()]
-            if screenshot:
-                Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
-                d.save_screenshot(str(screenshot))
-            return dict(outputs=seen, prompts=prompts, seconds=round(time.time() - t0, 1), screenshot=screenshot)
-        finally:
-            d.quit()
-            shutil.rmtree(copy, ignore_errors=True)
+    started = set()
+    try:
+        with jupyterlab(copy) as (base, token):
+            d = browser()
+            try:
+                d.get(f'{base}/lab/tree/{Path(notebook).name}?token={token}&reset')
+                wait = WebDriverWait(d, timeout)
+                wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '.jp-NotebookPanel .jp-Cell .jp-InputPrompt'))
+                wait.until(lambda d: 'Idle' in d.find_element(By.ID, 'jp-main-statusbar').text)
+                # select the first cell by its prompt (command mode), then Shift+Enter runs each cell and moves on
+                d.find_elements(By.CSS_SELECTOR, '.jp-NotebookPanel .jp-Cell .jp-InputPrompt')[0].click()
+                for _ in range(cells):
+                    ActionChains(d).key_down(Keys.SHIFT).send_keys(Keys.ENTER).key_up(Keys.SHIFT).perform()
+                    time.sleep(0.3)
+                def outputs(d): return [e.text for e in d.find_elements(By.CSS_SELECTOR, '.jp-NotebookPanel .jp-OutputArea-output')]
+                try: wait.until(lambda d: any(expect in t for t in outputs(d)))
+                except Exception:
+                    if screenshot: save_png(d.get_screenshot_as_png(), str(Path(screenshot).with_suffix('.failed.png')))
+                    raise AssertionError(f"{expect!r} did not appear in {timeout:.0f} s; outputs: {outputs(d)}") from None
+                seen = outputs(d)
+                bad = [t for t in seen if 'Traceback' in t or 'Error' in t.split('\n')[0]]
+                assert not bad, f"a cell failed: {bad[0][:500]}"
+                prompts = [e.text.strip() for e in d.find_elements(By.CSS_SELECTOR, '.jp-NotebookPanel .jp-Cell .jp-InputPrompt')]
+                ran = [p for p in prompts if p not in ('', '[ ]:')]
+                assert ran == [f'[{i}]:' for i in range(1, n_code + 1)], f"the {n_code} code cells did not all run: {prompts}"
+                if screenshot: save_png(d.get_screenshot_as_png(), screenshot)
+            finally:
+                started = descendants(os.getpid()) - before   # JupyterLab, the kernel, chromedriver, Chromium
+                d.quit()
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+        left = alive(started)
+        for p in left:   # none should be: kill them all the same, then say so
+            with contextlib.suppress(OSError): os.kill(int(p.split()[0]), 9)
+    assert not left, f"still running after the shutdown: {left}"
+    return dict(outputs=seen, prompts=ran, processes=len(started), seconds=round(time.time() - t0, 1), screenshot=screenshot)
 
 
 def main(argv=None) -> int:
@@ -129,7 +179,8 @@ def main(argv=None) -> int:
     if why: print(f"check-lab: cannot run: {why}", file=sys.stderr); return 2
     res = check(a.notebook, a.cells, a.expect, a.screenshot)
     print(json.dumps(res, indent=1))
-    print(f"check-lab: ok: {a.expect!r} appeared after running {a.cells} cells of {a.notebook} in {res['seconds']} s; screenshot {a.screenshot}")
+    print(f"check-lab: ok: {a.expect!r} appeared after running {a.cells} cells of {a.notebook} ({len(res['prompts'])} code cells); "
+          f"{res['processes']} processes started, none left; {res['seconds']} s; screenshot {a.screenshot}")
     return 0
 
 
