@@ -86,8 +86,8 @@ for m in ('gdml', 'torchvision', 'numpy', 'pandas', 'sklearn', 'faiss', 'pytorch
           'ipykernel', 'distributed', 'matplotlib', 'seaborn'):
     mod = importlib.import_module(m)
     print(f"  {m} {getattr(mod, '__version__', '?')}  {mod.__file__}")
-import gdml.cli, gdml.sweep, gdml.metrics, gdml.experiment
-print('  profiles:', ', '.join(gdml.experiment.PROFILES))
+import gdml.cli, gdml.sweep, gdml.metrics, gdml.records
+print('  profiles:', ', '.join(gdml.protocol.PROFILES))
 EOF
     } > "$W/setup.txt.tmp" 2>&1 && mv "$W/setup.txt.tmp" "$W/setup.txt" || { cat "$W/setup.txt.tmp"; note "setup: import check failed"; return 2; }
   fi
@@ -157,7 +157,7 @@ stage_sweep() {
 import contextlib, io, json, sys
 from pathlib import Path
 from gdml.cli import main
-from gdml.experiment import load_records
+from gdml.records import load_records
 out, ds, prof, table_copy = sys.argv[1:]
 recs = [r for r in load_records(out, prof) if r['dataset'] == ds]
 print(f"{ds}/{prof}: {len(recs)} records: " + ', '.join(sorted(f"{r['method']}/{r['seed']}" for r in recs)))
@@ -176,7 +176,7 @@ EOF
 }
 
 stage_authors() {
-  if ! "$PY" -c "import sys; from gdml.experiment import PROFILES; sys.exit('authors' not in PROFILES)" 2>/dev/null; then
+  if ! "$PY" -c "import sys; from gdml.protocol import PROFILES; sys.exit('authors' not in PROFILES)" 2>/dev/null; then
     note "authors-fashion: skipped: gdml has no 'authors' profile in this commit (gdml run --help lists the profiles)"
     return 0
   fi

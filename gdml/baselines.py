@@ -4,61 +4,73 @@
 
 # %% ../nbs/05_baselines.ipynb #42927fe4
 from __future__ import annotations
-import torch
+from typing import Callable
+
 from torch import nn
 from pytorch_metric_learning import losses, distances, miners
 
-from .protocol import DEFAULTS, MINERS
-from .engine import get_device, seed_everything, to_model_input, check_labels
-from .distill import _prepare, fit_random_batches
+from .protocol import DEFAULTS
+from .engine import get_device, seed_everything, to_model_input, check_labels, on_device, fit_random_batches
+
 
 # %% auto #0
-__all__ = ['BASELINES', 'D', 'raw_distance', 'make_loss', 'make_miner', 'fit_baseline']
+__all__ = ['LOSSES', 'MINERS', 'D', 'raw_distance', 'make_loss', 'make_miner', 'fit_baseline']
 
 # %% ../nbs/05_baselines.ipynb #238adad3
-BASELINES = ('siamese', 'triplet', 'margin', 'multisim')
-
 def raw_distance() -> distances.LpDistance:
     "Euclidean distance on raw (unnormalised) embeddings, as the evaluation measures them."
     return distances.LpDistance(normalize_embeddings=False, p=2, power=1)
 
+# baseline name (gdml.protocol.BASELINES) -> (PML loss class, gdml's 2-D settings)
+LOSSES: dict[str, tuple[type, dict]] = {
+    'siamese': (losses.ContrastiveLoss, dict(pos_margin=0.0, neg_margin=3.0)),
+    'triplet': (losses.TripletMarginLoss, dict(margin=3.0)),
+    'margin': (losses.MarginLoss, dict(margin=0.2, nu=0.0, beta=1.2)),
+    'multisim': (losses.MultiSimilarityLoss, dict(alpha=2.0, beta=50.0, base=0.5)),
+}
+
 def make_loss(method: str, **loss_kwargs) -> nn.Module:
-    "The PML loss of a baseline `method` with gdml's 2-D defaults, overridden by `loss_kwargs`."
-    defaults = {'siamese': (losses.ContrastiveLoss, dict(pos_margin=0.0, neg_margin=3.0)),
-                'triplet': (losses.TripletMarginLoss, dict(margin=3.0)),
-                'margin': (losses.MarginLoss, dict(margin=0.2, nu=0.0, beta=1.2)),
-                'multisim': (losses.MultiSimilarityLoss, dict(alpha=2.0, beta=50.0, base=0.5))}
-    if method not in defaults: raise ValueError(f"method must be one of {BASELINES}, got {method!r}")
-    cls, kw = defaults[method]
+    "The PML loss of a baseline `method` with gdml's 2-D settings, overridden by `loss_kwargs`."
+    if method not in LOSSES: raise ValueError(f"method must be one of {tuple(LOSSES)}, got {method!r}")
+    cls, kw = LOSSES[method]
     return cls(**{'distance': raw_distance(), **kw, **loss_kwargs})
 
+
 # %% ../nbs/05_baselines.ipynb #6645af3c
+# miner name (gdml.protocol.MINERS) -> constructor; margins follow the losses': 3 for pairs and triplets, epsilon 0.1 for Multi-Similarity
+MINERS: dict[str, Callable[[], object | None]] = {
+    'none': lambda: None,   # the paper: random batches, no miner
+    'multisim': lambda: miners.MultiSimilarityMiner(epsilon=0.1, distance=raw_distance()),
+    'semihard': lambda: miners.TripletMarginMiner(margin=3.0, type_of_triplets='semihard', distance=raw_distance()),
+    'pair_margin': lambda: miners.PairMarginMiner(pos_margin=0.0, neg_margin=3.0, distance=raw_distance()),
+}
+
 def make_miner(name: str):
-    """The PML miner `name` of `gdml.protocol.MINERS` on raw Euclidean distances, or None for 'none' (the paper:
-    random batches, no miner). Margins follow the losses': 3 for pairs and triplets, epsilon 0.1 for Multi-Similarity."""
-    if name not in MINERS: raise ValueError(f"miner must be one of {MINERS}, got {name!r}")
-    if name == 'none': return None
-    build = {'multisim': lambda: miners.MultiSimilarityMiner(epsilon=0.1, distance=raw_distance()),
-             'semihard': lambda: miners.TripletMarginMiner(margin=3.0, type_of_triplets='semihard', distance=raw_distance()),
-             'pair_margin': lambda: miners.PairMarginMiner(pos_margin=0.0, neg_margin=3.0, distance=raw_distance())}
-    return build[name]()
+    "The PML miner `name` of `MINERS` on raw Euclidean distances, or None for 'none'."
+    if name not in MINERS: raise ValueError(f"miner must be one of {tuple(MINERS)}, got {name!r}")
+    return MINERS[name]()
+
 
 # %% ../nbs/05_baselines.ipynb #236b9bdb
 D = DEFAULTS
-def fit_baseline(method: str, model: nn.Module, x, y, *, mean=None, std=None, epochs: int = D['epochs'],
+def fit_baseline(method: str,          # a name of `LOSSES`: siamese, triplet, margin or multisim
+                 model: nn.Module,     # the backbone, e.g. `make_student('resnet18', ...)`; trained in place
+                 x, y,                 # train images (N, C, H, W) uint8 and their integer class labels
+                 *, mean=None, std=None, epochs: int = D['epochs'],
                  batch_size: int = D['batch_size'], lr: float = D['lr'], momentum: float = D['momentum'],
                  weight_decay: float = D['weight_decay'], clip: float | None = D['clip'], clip_mode: str = D['clip_mode'],
                  plateau_factor: float = D['plateau_factor'], plateau_patience: int = D['plateau_patience'],
-                 train_fraction: float = D['train_fraction'], miner=None, loss_kwargs: dict | None = None,
+                 train_fraction: float = D['train_fraction'],
+                 miner=None,                     # a PML miner (`make_miner`); the paper uses none
+                 loss_kwargs: dict | None = None, # overrides of the loss's settings, e.g. margin
                  raw_pixels: bool = D['raw_pixels'], device='auto', seed: int = 0, progress: bool = True) -> nn.Module:
     "Train `model` with the PML loss of baseline `method` on random batches of (x, y); returns the model."
     y = check_labels(y, names=['y'])   # the same labels as fit_gemini accepts, mapped to 0..c-1
     loss_fn = make_loss(method, **(loss_kwargs or {}))
     device = get_device(device)
     g = seed_everything(seed)
-    y = torch.as_tensor(y).long()
     if len(y) != len(x): raise ValueError(f"x has {len(x)} samples but y has {len(y)} labels")
-    model, xd, mean_d, std_d = _prepare(model, x, mean, std, raw_pixels, device)
+    model, xd, mean_d, std_d = on_device(model, x, mean, std, raw_pixels, device)
     yd, loss_fn = y.to(device), loss_fn.to(device)
 
     def step(idx):
@@ -70,3 +82,4 @@ def fit_baseline(method: str, model: nn.Module, x, y, *, mean=None, std=None, ep
                               momentum=momentum, weight_decay=weight_decay, clip=clip, clip_mode=clip_mode,
                               plateau_factor=plateau_factor, plateau_patience=plateau_patience,
                               train_fraction=train_fraction, device=device, progress=progress, desc=method)
+

@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse, ast, dataclasses, sys, time
 from pathlib import Path
 
-from .protocol import CHOICES
-from .experiment import RunConfig, ConfigError, CONFIG_FIELDS, METHODS, DATASETS, PROFILES, make_config
+from .protocol import CHOICES, METHODS, DATASETS, PROFILES
+from .config import RunConfig, ConfigError, make_config
 
 # %% auto #0
 __all__ = ['HYPER', 'SWEEP_EPILOG', 'COMMANDS', 'GdmlParser', 'add_hyper_options', 'hyper_values', 'build_parser', 'cmd_run',
@@ -20,7 +20,6 @@ class GdmlParser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
-_CHOICES = CHOICES
 _TYPES = dict(int=int, float=float, str=str)
 HYPER = tuple(f for f in dataclasses.fields(RunConfig) if f.name not in ('dataset', 'method', 'seed', 'profile'))
 
@@ -30,8 +29,8 @@ def add_hyper_options(p: argparse.ArgumentParser):
     for f in HYPER:
         opt = '--' + f.name.replace('_', '-')
         if f.type == 'bool': g.add_argument(opt, action=argparse.BooleanOptionalAction, default=None, help=f.metadata['help'])
-        else: g.add_argument(opt, type=_TYPES[f.type], choices=_CHOICES.get(f.name), default=None,
-                             metavar=None if f.name in _CHOICES else f.type.upper(), help=f.metadata['help'])
+        else: g.add_argument(opt, type=_TYPES[f.type], choices=CHOICES.get(f.name), default=None,
+                             metavar=None if f.name in CHOICES else f.type.upper(), help=f.metadata['help'])
 
 def hyper_values(args: argparse.Namespace) -> dict:
     "The hyper-parameters given on the command line (the None ones are left to the profile)."
@@ -140,7 +139,8 @@ def _check_device(device: str):
 
 def _run_in_process(config, args) -> dict:
     "The in-process run's status: 'skipped' when its record exists, else 'done' (or 'failed' when training diverged)."
-    from gdml.experiment import run_and_write, has_record, run_dir
+    from gdml.config import run_dir
+    from gdml.records import run_and_write, has_record
     from gdml.engine import NonFiniteLossError
     if not args.force and has_record(config, args.out): return dict(status='skipped', dir=str(run_dir(config, args.out)))
     try: return dict(status='done', dir=str(run_and_write(config, args.out, force=args.force, progress=True)))
@@ -148,7 +148,8 @@ def _run_in_process(config, args) -> dict:
 
 def cmd_run(args) -> int:
     "`gdml run`: one configuration, through the run notebook (or in process); prints its folder and metrics."
-    from gdml.experiment import execute_run, load_record, check_out_dir
+    from gdml.config import check_out_dir
+    from gdml.records import execute_run, load_record
     config = make_config(args.dataset, args.method, args.seed, args.profile, **hyper_values(args))
     check_out_dir(args.out, '--out'); _check_device(config.device)   # before any training
     st = _run_in_process(config, args) if args.in_process else execute_run(config, args.out, force=args.force)
@@ -165,7 +166,7 @@ def cmd_sweep(args) -> int:
     from gdml.sweep import expand_grid, run_sweep
     grid = expand_grid(args.datasets, args.methods, range(args.first_seed, args.first_seed + args.seeds), args.profile,
                        **hyper_values(args))
-    from gdml.experiment import check_out_dir
+    from gdml.config import check_out_dir
     check_out_dir(args.out, '--out')
     if args.scheduler is None and args.cluster == 'local': _check_device(grid[0].device)   # workers on this machine
     res = run_sweep(grid, args.out, force=args.force, scheduler=args.scheduler, cluster=args.cluster,
@@ -180,7 +181,8 @@ def cmd_sweep(args) -> int:
 
 def cmd_tables(args) -> int:
     "`gdml tables`: write and print the tables; list the missing runs."
-    from gdml.experiment import write_tables, check_out_dir
+    from gdml.config import check_out_dir
+    from gdml.reporting import write_tables
     check_out_dir(args.out or Path(args.runs)/'tables', '--out')
     res = write_tables(args.runs, args.out, datasets=args.datasets, methods=args.methods, profile=args.profile)
     for p in res['paths']:
@@ -201,7 +203,8 @@ def _print_holes(holes):
 
 def cmd_figures(args) -> int:
     "`gdml figures`: write the embedding figures."
-    from gdml.experiment import write_figures, check_out_dir
+    from gdml.config import check_out_dir
+    from gdml.reporting import write_figures
     check_out_dir(args.out or Path(args.runs)/'figures', '--out')
     res = write_figures(args.runs, args.out, datasets=args.datasets, methods=args.methods, seed=args.seed,
                         profile=args.profile)
@@ -212,7 +215,8 @@ def cmd_figures(args) -> int:
 def cmd_demo(args) -> int:
     "`gdml demo`: the quick sweep on digits (5 methods x `--seeds` seeds), then the table and the figure."
     from gdml.sweep import expand_grid, run_sweep
-    from gdml.experiment import write_tables, write_figures, check_out_dir
+    from gdml.config import check_out_dir
+    from gdml.reporting import write_tables, write_figures
     t0, out = time.perf_counter(), check_out_dir(args.out, '--out')
     # the demo is CPU-sized: device='cpu' and no GPU workers, even on a GPU machine
     res = run_sweep(expand_grid(['digits'], METHODS, args.seeds, 'quick', device='cpu'), out/'runs',
@@ -230,7 +234,8 @@ def cmd_demo(args) -> int:
 
 def cmd_embed(args) -> int:
     "`gdml embed`: a folder of images through a trained run; writes the CSV (atomically) and prints its path."
-    from gdml.experiment import atomic_write, check_out_dir
+    from gdml.files import atomic_write
+    from gdml.config import check_out_dir
     from gdml.inference import load_embedder, read_images, retrieval_frame
     out = Path(args.out)
     check_out_dir(out.parent if str(out.parent) else Path('.'), '--out folder')
@@ -248,7 +253,7 @@ COMMANDS = dict(run=cmd_run, sweep=cmd_sweep, tables=cmd_tables, figures=cmd_fig
 
 def _user_error(e: BaseException) -> bool:
     "Errors of the user's input, shown as one line: a bad value, bad data, a broken record, a missing file or extra."
-    from gdml.experiment import RecordError
+    from gdml.records import RecordError
     data = sys.modules.get('gdml.data')   # DataError exists once the data were touched; importing it costs torch
     return isinstance(e, (ConfigError, RecordError, FileNotFoundError, ImportError)) or \
         (data is not None and isinstance(e, data.DataError))

@@ -13,15 +13,15 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .engine import channel_stats
+from .protocol import DATASETS
+from .files import file_mode
+
 
 # %% auto #0
-__all__ = ['DATASETS', 'PUBLISHED', 'DEBIAN_FASHION_MNIST', 'DataError', 'class_counts', 'GDMLDataset', 'check_dataset',
+__all__ = ['PUBLISHED', 'DEBIAN_FASHION_MNIST', 'DataError', 'class_counts', 'channel_stats', 'GDMLDataset', 'check_dataset',
            'cache_dir', 'data_root', 'read_idx', 'scan_image_folder', 'decode_images', 'load_dataset']
 
 # %% ../nbs/00_data.ipynb #7534a573
-DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'digits')
-
 # Published class names (label order), image shape (C, H, W) and per-class train / test counts.
 PUBLISHED = {
     'mnist': dict(
@@ -48,6 +48,28 @@ def class_counts(y: torch.Tensor | np.ndarray, n_classes: int | None = None) -> 
     y = torch.as_tensor(y).long()
     if n_classes is None: n_classes = int(y.max()) + 1 if len(y) else 0
     return torch.bincount(y, minlength=n_classes)
+
+# %% ../nbs/00_data.ipynb #97749579
+def _uint8_image_stats(x: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    "Exact per-channel mean/std of uint8 images from a 256-bin histogram per channel (no float copy)."
+    v = np.arange(256, dtype=np.float64)
+    mean, std = [], []
+    for c in range(x.shape[1]):
+        h = np.bincount(x[:, c].ravel(), minlength=256).astype(np.float64)
+        m = (h * v).sum() / h.sum()
+        mean.append(m); std.append(np.sqrt(max((h * (v - m) ** 2).sum() / h.sum(), 0.0)))
+    return torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
+
+def channel_stats(x) -> tuple[torch.Tensor, torch.Tensor]:
+    "Per-channel mean and population std (float32, 0-255 units) of images (N, C, ...) or features (N, F)."
+    if isinstance(x, np.ndarray) and x.dtype == np.uint8 or isinstance(x, torch.Tensor) and x.dtype == torch.uint8:
+        a = np.asarray(x)
+        if a.ndim >= 2 and len(a): return _uint8_image_stats(a.reshape(a.shape[0], a.shape[1], -1))
+    x = torch.as_tensor(x)
+    if x.ndim < 2 or len(x) == 0: raise ValueError(f"channel_stats needs (N, C, ...) data with N > 0, got shape {tuple(x.shape)}")
+    dims = [0] + list(range(2, x.ndim))
+    xf = x.double()
+    return xf.mean(dims).float(), xf.std(dims, unbiased=False).float()
 
 # %% ../nbs/00_data.ipynb #89dd9f9d
 @dataclass(eq=False, repr=False)
@@ -382,7 +404,6 @@ def _write_cache(paths: Sequence[Path], arrays: dict) -> Path | None:
         except OSError: continue
         try:
             with os.fdopen(fd, 'wb') as f: np.savez(f, **arrays)
-            from gdml.experiment import file_mode
             os.chmod(tmp, file_mode())  # mkstemp makes 0600; the umask decides, as for any new file
             os.replace(tmp, path)
             return path

@@ -4,23 +4,21 @@
 
 # %% ../nbs/04_distill.ipynb #8769daa9
 from __future__ import annotations
-import copy, math
+from typing import Callable
 
 import torch
 from torch import nn
 import torchvision
 
-from .protocol import DEFAULTS, EXTRACTIONS, STUDENT_ARCHS
-from .engine import (get_device, seed_everything, to_model_input, make_sgd, train_epochs, channel_stats,
-                         flush_denormals, autocast)
+from .protocol import DEFAULTS, EXTRACTIONS
+from .engine import get_device, seed_everything, to_model_input, on_device, fit_random_batches
+
 
 # %% auto #0
-__all__ = ['STUDENTS', 'D', 'resnet18_embedder', 'small_cnn', 'make_student', 'l2_distance_loss', 'random_batches', 'train_split',
-           'fit_random_batches', 'fit_student', 'embed', 'extraction_kwargs']
+__all__ = ['STUDENTS', 'D', 'resnet18_embedder', 'small_cnn', 'make_student', 'l2_distance_loss', 'fit_student',
+           'extraction_kwargs']
 
 # %% ../nbs/04_distill.ipynb #4bb28af3
-STUDENTS = STUDENT_ARCHS
-
 def resnet18_embedder(in_channels: int = 3, embedding_dim: int = 2) -> nn.Module:
     "torchvision's ResNet-18 with a CIFAR-style stem (3x3 conv, no max-pool); `fc` outputs the embedding."
     m = torchvision.models.resnet18(weights=None, num_classes=embedding_dim)
@@ -36,16 +34,28 @@ def small_cnn(in_channels: int = 1, embedding_dim: int = 2, width: int = 16) -> 
                          *block(2 * width, 4 * width), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                          nn.Linear(4 * width, embedding_dim))
 
-def make_student(arch: str = DEFAULTS['arch'], in_channels: int = 3, embedding_dim: int = DEFAULTS['embedding_dim'],
-                 seed: int | None = None, width: int = DEFAULTS['arch_width']) -> nn.Module:
-    "A student (or baseline backbone) by name: 'resnet18' (the paper's) or 'small_cnn' of `width` (CPU runs); `seed` fixes its initial weights."
-    if seed is not None: seed_everything(seed)
-    if arch not in STUDENTS: raise ValueError(f"arch must be one of {STUDENTS}, got {arch!r}")
+# arch name (gdml.protocol.STUDENT_ARCHS) -> constructor(in_channels, embedding_dim, width)
+STUDENTS: dict[str, Callable[[int, int, int], nn.Module]] = {
+    'resnet18': lambda in_channels, embedding_dim, width: resnet18_embedder(in_channels, embedding_dim),
+    'small_cnn': small_cnn,
+}
+
+
+# %% ../nbs/04_distill.ipynb #c68cc624
+def make_student(arch: str = DEFAULTS['arch'],       # a name of `STUDENTS`: 'resnet18' (the paper's) or 'small_cnn'
+                 in_channels: int = 3,
+                 embedding_dim: int = DEFAULTS['embedding_dim'],
+                 seed: int | None = None,            # fixes the initial weights
+                 width: int = DEFAULTS['arch_width'], # channels of the small CNN's first block
+                ) -> nn.Module:
+    "A student (or baseline backbone) by name, without a classification layer: its output is the embedding."
+    if arch not in STUDENTS: raise ValueError(f"arch must be one of {tuple(STUDENTS)}, got {arch!r}")
     if in_channels < 1 or embedding_dim < 1:
         raise ValueError(f"in_channels and embedding_dim must be >= 1, got {in_channels}, {embedding_dim}")
-    if arch == 'resnet18': return resnet18_embedder(in_channels, embedding_dim)
     if width < 1: raise ValueError(f"width must be >= 1, got {width}")
-    return small_cnn(in_channels, embedding_dim, width)
+    if seed is not None: seed_everything(seed)
+    return STUDENTS[arch](in_channels, embedding_dim, width)
+
 
 # %% ../nbs/04_distill.ipynb #b3121ba1
 def l2_distance_loss(z: torch.Tensor, z_hat: torch.Tensor) -> torch.Tensor:
@@ -53,99 +63,41 @@ def l2_distance_loss(z: torch.Tensor, z_hat: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(z.float() - z_hat.float(), dim=1).mean()
 
 # %% ../nbs/04_distill.ipynb #18bb7fb3
-def random_batches(n: int, batch_size: int, generator: torch.Generator, device) -> list[torch.Tensor]:
-    "One epoch of random index batches (a fresh permutation; a last batch of one sample is dropped)."
-    if batch_size < 2: raise ValueError(f"batch_size must be >= 2, got {batch_size}")
-    perm = torch.randperm(n, generator=generator).to(device)
-    return [b for b in perm.split(batch_size) if len(b) > 1]
-
-def train_split(n: int, train_fraction: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    "Indices of a random `train_fraction` of `n` samples (the training part) and of the held-out rest."
-    if not 0 < train_fraction <= 1: raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
-    if train_fraction == 1: return torch.arange(n), torch.arange(0)
-    perm = torch.randperm(n, generator=generator)
-    k = max(2, round(n * train_fraction))
-    return perm[:k].sort().values, perm[k:].sort().values
-
-def _prepare(model, x, mean, std, raw_pixels, device):
-    "Data and statistics on the device, model on the device (channels-last on CUDA)."
-    x = torch.as_tensor(x)
-    if mean is None and not raw_pixels: mean, std = channel_stats(x)
-    model = model.to(device)
-    if device.type == 'cuda' and x.ndim == 4: model = model.to(memory_format=torch.channels_last)
-    mean, std = (None, None) if raw_pixels else (torch.as_tensor(mean).to(device), torch.as_tensor(std).to(device))
-    return model, x.to(device), mean, std
-
 D = DEFAULTS
-def fit_random_batches(model: nn.Module, n: int, step_loss, *, generator: torch.Generator, epochs: int = D['epochs'],
-                       batch_size: int = D['batch_size'], lr: float = D['lr'], momentum: float = D['momentum'],
-                       weight_decay: float = D['weight_decay'], clip: float | None = D['clip'],
-                       clip_mode: str = D['clip_mode'], plateau_factor: float = D['plateau_factor'],
-                       plateau_patience: int = D['plateau_patience'], train_fraction: float = D['train_fraction'],
-                       device='cpu', progress: bool = True, desc: str = 'train') -> nn.Module:
-    """The student's and the baselines' protocol: SGD on random batches of a `train_fraction` split of
-    `n` samples, `step_loss(indices)` giving a batch's loss, ReduceLROnPlateau on the epoch loss.
-    Sets `model.history` (epoch losses) and `model.val_loss` (mean loss on the held-out part, or None)."""
-    if not 0 < plateau_factor < 1: raise ValueError(f"plateau_factor must be in (0, 1), got {plateau_factor}")
-    tr, held_out = train_split(n, train_fraction, generator)
-    tr_d = tr.to(device)
-    opt = make_sgd(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, device=device)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode='min', factor=plateau_factor, patience=plateau_patience)
-    batches = lambda epoch: [tr_d[b] for b in random_batches(len(tr), batch_size, generator, device)]
-    model.history = train_epochs(model, opt, epochs, batches, step_loss, clip=clip, clip_mode=clip_mode,
-                                 scheduler=sched, device=device, progress=progress, desc=desc)
-    model.val_loss = _held_out_loss(model, held_out.to(device), step_loss, batch_size, device)
-    return model
-
-@torch.no_grad()
-def _held_out_loss(model, idx, step_loss, batch_size, device):
-    "Mean batch loss on the held-out indices, the model in eval mode (None when nothing is held out)."
-    if len(idx) < 2: return None
-    model.eval()
-    with autocast(device): losses = [float(step_loss(b)) for b in idx.split(max(batch_size, 2)) if len(b) > 1]
-    model.train()
-    return sum(losses) / len(losses)
-
-def fit_student(model: nn.Module, x, z_hat, *, mean=None, std=None, epochs: int = D['epochs'],
-                batch_size: int = D['batch_size'], lr: float = D['lr'], momentum: float = D['momentum'],
-                weight_decay: float = D['weight_decay'], clip: float | None = D['clip'], clip_mode: str = D['clip_mode'],
-                raw_pixels: bool = D['raw_pixels'], plateau_factor: float = D['plateau_factor'],
-                plateau_patience: int = D['plateau_patience'], train_fraction: float = D['train_fraction'],
+def fit_student(model: nn.Module,     # the student, e.g. `make_student('resnet18', ...)`; trained in place
+                x,                    # the train images (N, C, H, W), uint8
+                z_hat,                # GEMINI's reduced hypothesis space: one target point per image (N, D)
+                *, mean=None, std=None, # the train set's statistics (default: those of `x`)
+                epochs: int = D['epochs'], batch_size: int = D['batch_size'], lr: float = D['lr'],
+                momentum: float = D['momentum'], weight_decay: float = D['weight_decay'],
+                clip: float | None = D['clip'], clip_mode: str = D['clip_mode'],
+                raw_pixels: bool = D['raw_pixels'],  # train on raw 0-255 pixels (the authors' code)
+                plateau_factor: float = D['plateau_factor'], plateau_patience: int = D['plateau_patience'],
+                train_fraction: float = D['train_fraction'],
                 device='auto', seed: int = 0, progress: bool = True) -> nn.Module:
     "Algorithm 2: train `model` so that model(x_i) regresses z_hat_i under the L2 distance; returns the model."
     device = get_device(device)
     g = seed_everything(seed)
     z_hat = torch.as_tensor(z_hat, dtype=torch.float32)
     if len(z_hat) != len(x): raise ValueError(f"x has {len(x)} samples but z_hat has {len(z_hat)} rows")
-    model, xd, mean_d, std_d = _prepare(model, x, mean, std, raw_pixels, device)
+    model, xd, mean_d, std_d = on_device(model, x, mean, std, raw_pixels, device)   # line 1
     zd = z_hat.to(device)
-    step = lambda idx: l2_distance_loss(model(to_model_input(xd[idx], mean_d, std_d, raw_pixels)), zd[idx])
-    return fit_random_batches(model, len(xd), step, generator=g, epochs=epochs, batch_size=batch_size, lr=lr,
+    def step(idx):                                                                  # lines 5-6 (7: the engine)
+        z = model(to_model_input(xd[idx], mean_d, std_d, raw_pixels))
+        return l2_distance_loss(z, zd[idx])
+    return fit_random_batches(model, len(xd), step, generator=g, epochs=epochs, batch_size=batch_size, lr=lr,  # lines 3-4
                               momentum=momentum, weight_decay=weight_decay, clip=clip, clip_mode=clip_mode,
                               plateau_factor=plateau_factor, plateau_patience=plateau_patience,
                               train_fraction=train_fraction, device=device, progress=progress, desc='student')
 
-# %% ../nbs/04_distill.ipynb #acc35868
-@torch.no_grad()
-def embed(model: nn.Module, x, *, mean=None, std=None, raw_pixels: bool = False, bn_train_mode: bool = False,
-          batch_size: int = 1024, device='auto') -> torch.Tensor:
-    "Embeddings of `x` (float32, CPU) by `model` in eval mode (train-mode BatchNorm on a copy if `bn_train_mode`)."
-    device = get_device(device)
-    flush_denormals()
-    x = torch.as_tensor(x)
-    if mean is None and not raw_pixels:
-        raise ValueError("embed needs the train set's mean and std (or raw_pixels=True)")
-    if bn_train_mode: model = copy.deepcopy(model)
-    model = model.to(device).train(bn_train_mode)
-    mean_d, std_d = (None, None) if raw_pixels else (torch.as_tensor(mean).to(device), torch.as_tensor(std).to(device))
-    out = []
-    for chunk in torch.arange(len(x)).tensor_split(math.ceil(len(x) / max(batch_size, 1))) if len(x) else []:
-        xb = to_model_input(x[chunk].to(device), mean_d, std_d, raw_pixels)
-        with autocast(device): out.append(model(xb).float().cpu())
-    return torch.cat(out) if out else torch.empty(0, 0)
 
-def extraction_kwargs(extraction: str, raw_pixels: bool, n: int) -> dict:
+# %% ../nbs/04_distill.ipynb #acc35868
+def extraction_kwargs(extraction: str, # one of gdml.protocol.EXTRACTIONS: eval, train_bn, authors
+                      raw_pixels: bool, # whether the model was trained on raw 0-255 pixels
+                      n: int,           # number of samples to embed
+                     ) -> dict:
     "`embed`'s `raw_pixels`, `bn_train_mode` and `batch_size` for an `extraction` mode on `n` samples."
     if extraction not in EXTRACTIONS: raise ValueError(f"extraction {extraction!r} is not one of: {', '.join(EXTRACTIONS)}")
     if extraction == 'authors': return dict(raw_pixels=False, bn_train_mode=True, batch_size=max(2, n // 30))
     return dict(raw_pixels=raw_pixels, bn_train_mode=extraction == 'train_bn', batch_size=1024)
+

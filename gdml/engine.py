@@ -4,7 +4,7 @@
 
 # %% ../nbs/00a_engine.ipynb #4cd26aa6
 from __future__ import annotations
-import contextlib, math, random
+import contextlib, copy, math, random
 from typing import Callable, Iterable
 
 import numpy as np
@@ -13,10 +13,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .protocol import DEFAULTS, CLIP_MODES
+from .data import channel_stats
 
 # %% auto #0
-__all__ = ['get_device', 'seed_everything', 'check_labels', 'pin_threads', 'normalise', 'channel_stats', 'to_model_input',
-           'make_sgd', 'autocast', 'NonFiniteLossError', 'flush_denormals', 'clip_gradients', 'train_epochs']
+__all__ = ['D', 'get_device', 'seed_everything', 'check_labels', 'pin_threads', 'normalise', 'to_model_input', 'make_sgd',
+           'autocast', 'NonFiniteLossError', 'flush_denormals', 'clip_gradients', 'train_epochs', 'random_batches',
+           'train_split', 'on_device', 'fit_random_batches', 'held_out_loss', 'embed']
 
 # %% ../nbs/00a_engine.ipynb #7146a501
 def get_device(device: str | torch.device | None = 'auto') -> torch.device:
@@ -90,28 +92,6 @@ def normalise(x: torch.Tensor, mean=None, std=None, raw: bool = False) -> torch.
     std = torch.as_tensor(std, dtype=torch.float32, device=x.device)
     shape = (1, -1) + (1,) * (x.ndim - 2)
     return (x - mean.reshape(shape)) / std.reshape(shape).clamp_min(1e-8)
-
-# %% ../nbs/00a_engine.ipynb #fb24e493
-def _uint8_image_stats(x: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    "Exact per-channel mean/std of uint8 images from a 256-bin histogram per channel (no float copy)."
-    v = np.arange(256, dtype=np.float64)
-    mean, std = [], []
-    for c in range(x.shape[1]):
-        h = np.bincount(x[:, c].ravel(), minlength=256).astype(np.float64)
-        m = (h * v).sum() / h.sum()
-        mean.append(m); std.append(np.sqrt(max((h * (v - m) ** 2).sum() / h.sum(), 0.0)))
-    return torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
-
-def channel_stats(x) -> tuple[torch.Tensor, torch.Tensor]:
-    "Per-channel mean and population std (float32, 0-255 units) of images (N, C, ...) or features (N, F)."
-    if isinstance(x, np.ndarray) and x.dtype == np.uint8 or isinstance(x, torch.Tensor) and x.dtype == torch.uint8:
-        a = np.asarray(x)
-        if a.ndim >= 2 and len(a): return _uint8_image_stats(a.reshape(a.shape[0], a.shape[1], -1))
-    x = torch.as_tensor(x)
-    if x.ndim < 2 or len(x) == 0: raise ValueError(f"channel_stats needs (N, C, ...) data with N > 0, got shape {tuple(x.shape)}")
-    dims = [0] + list(range(2, x.ndim))
-    xf = x.double()
-    return xf.mean(dims).float(), xf.std(dims, unbiased=False).float()
 
 # %% ../nbs/00a_engine.ipynb #81073f1d
 def to_model_input(x: torch.Tensor, mean=None, std=None, raw: bool = False) -> torch.Tensor:
@@ -195,3 +175,105 @@ def train_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, epochs: int
         if scheduler is not None: scheduler.step(mean)
         bar.set_postfix(loss=f"{mean:.4f}")
     return history
+
+# %% ../nbs/00a_engine.ipynb #210cf07c
+def random_batches(n: int, batch_size: int, generator: torch.Generator, device) -> list[torch.Tensor]:
+    "One epoch of random index batches (a fresh permutation; a last batch of one sample is dropped)."
+    if batch_size < 2: raise ValueError(f"batch_size must be >= 2, got {batch_size}")
+    perm = torch.randperm(n, generator=generator).to(device)
+    return [b for b in perm.split(batch_size) if len(b) > 1]
+
+def train_split(n: int, train_fraction: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    "Indices of a random `train_fraction` of `n` samples (the training part) and of the held-out rest."
+    if not 0 < train_fraction <= 1: raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
+    if train_fraction == 1: return torch.arange(n), torch.arange(0)
+    perm = torch.randperm(n, generator=generator)
+    k = max(2, round(n * train_fraction))
+    return perm[:k].sort().values, perm[k:].sort().values
+
+
+# %% ../nbs/00a_engine.ipynb #89c67269
+def on_device(model: nn.Module, x, mean, std, raw_pixels: bool, device: torch.device):
+    "(model, x, mean, std) on `device`: the model channels-last on CUDA, `x` as given (uint8), the statistics as tensors (None for raw pixels)."
+    x = torch.as_tensor(x)
+    if mean is None and not raw_pixels: mean, std = channel_stats(x)
+    model = model.to(device)
+    if device.type == 'cuda' and x.ndim == 4: model = model.to(memory_format=torch.channels_last)
+    mean, std = (None, None) if raw_pixels else (torch.as_tensor(mean).to(device), torch.as_tensor(std).to(device))
+    return model, x.to(device), mean, std
+
+
+# %% ../nbs/00a_engine.ipynb #129141be
+D = DEFAULTS
+def fit_random_batches(model: nn.Module,             # trained in place (and returned)
+                       n: int,                       # number of training samples, indexed 0..n-1
+                       step_loss: Callable,          # indices (on `device`) -> the scalar loss of that batch
+                       *, generator: torch.Generator, # draws the split and every epoch's batches
+                       epochs: int = D['epochs'], batch_size: int = D['batch_size'],
+                       lr: float = D['lr'], momentum: float = D['momentum'], weight_decay: float = D['weight_decay'],
+                       clip: float | None = D['clip'],         # gradient clipping; 0 or None: none
+                       clip_mode: str = D['clip_mode'],        # 'value' (the authors' code) or 'norm'
+                       plateau_factor: float = D['plateau_factor'], plateau_patience: int = D['plateau_patience'],
+                       train_fraction: float = D['train_fraction'],  # the rest only gives `model.val_loss`
+                       device='cpu', progress: bool = True, desc: str = 'train') -> nn.Module:
+    """The student's and the baselines' protocol: SGD on random batches of a `train_fraction` split,
+    ReduceLROnPlateau on the epoch loss. Sets `model.history` (epoch losses) and `model.val_loss`."""
+    if not 0 < plateau_factor < 1: raise ValueError(f"plateau_factor must be in (0, 1), got {plateau_factor}")
+    tr, held_out = train_split(n, train_fraction, generator)
+    tr_d = tr.to(device)
+    opt = make_sgd(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, device=device)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode='min', factor=plateau_factor, patience=plateau_patience)
+    batches = lambda epoch: [tr_d[b] for b in random_batches(len(tr), batch_size, generator, device)]
+    model.history = train_epochs(model, opt, epochs, batches, step_loss, clip=clip, clip_mode=clip_mode,
+                                 scheduler=sched, device=device, progress=progress, desc=desc)
+    model.val_loss = held_out_loss(model, held_out.to(device), step_loss, batch_size, device)
+    return model
+
+@torch.no_grad()
+def held_out_loss(model: nn.Module, idx: torch.Tensor, step_loss: Callable, batch_size: int, device) -> float | None:
+    "Mean batch loss on the held-out indices `idx`, the model in eval mode (None when fewer than two are held out)."
+    if len(idx) < 2: return None
+    model.eval()
+    with autocast(device): losses = [float(step_loss(b)) for b in idx.split(max(batch_size, 2)) if len(b) > 1]
+    model.train()
+    return sum(losses) / len(losses)
+
+
+# %% ../nbs/00a_engine.ipynb #4b13edda
+def _groups(n: int, classes) -> list[tuple[int | None, torch.Tensor]]:
+    "The (class, sample indices) to embed together: all of them, or one group per class of `classes`."
+    if classes is None: return [(None, torch.arange(n))]
+    y = torch.as_tensor(classes).long().flatten()
+    if len(y) != n: raise ValueError(f"x has {n} samples but classes has {len(y)} labels")
+    return [(k, (y == k).nonzero().flatten()) for k in y.unique().tolist()]
+
+@torch.no_grad()
+def embed(model: nn.Module,            # a student or backbone (`model(x)`), or GEMINI with `classes` (`model(x, k)`)
+          x,                           # uint8 (or float) inputs (N, ...), on any device
+          *, mean=None, std=None,      # the train set's per-channel statistics (0-255 units)
+          raw_pixels: bool = False,    # feed raw 0-255 pixels (the authors' training inputs) instead
+          bn_train_mode: bool = False, # BatchNorm with batch statistics (on a copy of `model`)
+          batch_size: int = 1024,      # at most this many samples per forward pass
+          classes=None,                # per-sample class labels: each sample through its own class's stream
+          device='auto') -> torch.Tensor:
+    "Embeddings (N, D) of `x` by `model`, float32 on the CPU, in eval mode unless `bn_train_mode`."
+    device = get_device(device)
+    flush_denormals()
+    x = torch.as_tensor(x)
+    if mean is None and not raw_pixels: raise ValueError("embed needs the train set's mean and std (or raw_pixels=True)")
+    groups = _groups(len(x), classes)
+    was_training = model.training
+    net = (copy.deepcopy(model) if bn_train_mode else model).to(device).train(bn_train_mode)
+    mean_d, std_d = (None, None) if raw_pixels else (torch.as_tensor(mean).to(device), torch.as_tensor(std).to(device))
+    out = None
+    try:
+        for k, idx in groups:
+            for chunk in idx.tensor_split(math.ceil(len(idx) / max(batch_size, 1))) if len(idx) else []:
+                xb = to_model_input(x[chunk].to(device), mean_d, std_d, raw_pixels)
+                with autocast(device): z = (net(xb) if k is None else net(xb, k)).float().cpu()
+                if out is None: out = torch.empty(len(x), z.shape[1])
+                out[chunk] = z
+    finally:
+        if net is model: model.train(was_training)
+    return out if out is not None else torch.empty(0, 0)
+

@@ -4,26 +4,24 @@
 
 # %% ../nbs/03_gemini.ipynb #cb64005c
 from __future__ import annotations
+import math
 from typing import Callable
 
 import torch
 from torch import nn
 
-import math
-
-from .protocol import DEFAULTS, GEMINI_STREAMS
-from .engine import (get_device, seed_everything, to_model_input, make_sgd, train_epochs,
-                         channel_stats, flush_denormals, autocast, check_labels)
+from .protocol import DEFAULTS
+from .data import channel_stats
+from .engine import get_device, seed_everything, to_model_input, make_sgd, train_epochs, check_labels, embed
 from .sampler import ClassPairTripletSampler
 from .losses import gemini_loss, constraint_loss
 
+
 # %% auto #0
-__all__ = ['STREAMS', 'STREAM_KINDS', 'D', 'conv_stream', 'authors_stream', 'mlp_stream', 'relu_head', 'authors_head', 'Gemini',
-           'gemini_step', 'embed_by_class', 'fit_gemini']
+__all__ = ['STREAMS', 'D', 'conv_stream', 'authors_stream', 'mlp_stream', 'relu_head', 'authors_head', 'Gemini', 'gemini_step',
+           'triplet_step', 'fit_gemini']
 
 # %% ../nbs/03_gemini.ipynb #ba53651a
-STREAMS = GEMINI_STREAMS
-
 def conv_stream(in_channels: int, width: int = DEFAULTS['gemini_width']) -> nn.Sequential:
     "The default local stream f_k for images: two 3x3 conv-BN-ReLU blocks, pooled to 4x4, flattened."
     return nn.Sequential(
@@ -55,8 +53,8 @@ def authors_head(in_features: int, hidden: int, out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_features, hidden), nn.PReLU(), nn.Linear(hidden, hidden), nn.PReLU(),
                          nn.Linear(hidden, out))
 
-# stream kind -> (f_k builder from (sample shape, width, hidden), g builder)
-STREAM_KINDS = {
+# stream kind (gdml.protocol.GEMINI_STREAMS) -> (f_k builder from (sample shape, width, hidden), g builder)
+STREAMS: dict[str, tuple[Callable, Callable]] = {
     'conv': (lambda shape, width, hidden: conv_stream(shape[0], width), relu_head),
     'mlp': (lambda shape, width, hidden: mlp_stream(math.prod(shape), 2 * hidden), relu_head),
     'authors': (lambda shape, width, hidden: authors_stream(shape[0], width, min(shape[1:])), authors_head),
@@ -78,10 +76,10 @@ class Gemini(nn.Module):
                  stream: str = DEFAULTS['gemini_stream'], width: int = DEFAULTS['gemini_width'],
                  hidden: int = DEFAULTS['gemini_hidden']):
         super().__init__()
-        if stream not in STREAMS: raise ValueError(f"stream must be one of {STREAMS}, got {stream!r}")
+        if stream not in STREAMS: raise ValueError(f"stream must be one of {tuple(STREAMS)}, got {stream!r}")
         if n_classes < 2: raise ValueError(f"GEMINI needs n_classes >= 2, got {n_classes}")
         if embedding_dim < 1: raise ValueError(f"embedding_dim must be >= 1, got {embedding_dim}")
-        shape, (make_stream, make_head) = _sample_shape(in_shape, stream), STREAM_KINDS[stream]
+        shape, (make_stream, make_head) = _sample_shape(in_shape, stream), STREAMS[stream]
         self.streams = nn.ModuleList([make_stream(shape, width, hidden) for _ in range(n_classes)])
         with torch.no_grad():   # the width of f_k's output, from one zero sample
             local_dim = self.streams[0].eval()(torch.zeros(1, *shape)).flatten(1).shape[1]
@@ -109,32 +107,6 @@ def gemini_step(model: Gemini, xa, xp, xn, k: int, l: int, beta: float, margin: 
         return constraint_loss(a_local, p_local, anchor, positive, constraints, beta, margin)
     return gemini_loss(a_local, p_local, anchor, positive, model(xn, l), beta, margin)
 
-# %% ../nbs/03_gemini.ipynb #b8fd1d14
-def _class_positions(y: torch.Tensor) -> tuple[torch.Tensor, int]:
-    "Check labels are 0..c-1 (c >= 2); return them as int64 and c."
-    y = torch.as_tensor(y).long().flatten()
-    c = int(y.max()) + 1 if len(y) else 0
-    if len(y) == 0 or y.min() < 0 or c < 2:
-        raise ValueError(f"labels must be integers 0..c-1 with c >= 2 classes, got range "
-                         f"[{int(y.min()) if len(y) else None}, {int(y.max()) if len(y) else None}]")
-    return y, c
-
-@torch.no_grad()
-def embed_by_class(model: Gemini, x: torch.Tensor, y: torch.Tensor, *, mean=None, std=None, raw_pixels=False,
-                   bn_train_mode=False, batch_size: int = 2048, device='auto') -> torch.Tensor:
-    "Z-hat: each sample of `x` embedded through the stream of its own class `y`; float32 CPU (N, D)."
-    device = get_device(device)
-    flush_denormals()
-    y, _ = _class_positions(y)
-    model = model.to(device).train(bn_train_mode)
-    out = torch.empty(len(y), model.embedding_dim)
-    for k in y.unique().tolist():
-        idx = (y == k).nonzero().flatten()
-        for chunk in idx.split(batch_size):
-            xb = to_model_input(x[chunk].to(device), mean, std, raw_pixels)
-            with autocast(device): out[chunk] = model(xb, k).float().cpu()
-    return out
-
 # %% ../nbs/03_gemini.ipynb #8b07ce2b
 def _constraint_points(constraints, k, l, neg_idx, device):
     "The Eq. 6 points for one batch: row l of a per-class tensor, or a callable's answer."
@@ -142,50 +114,68 @@ def _constraint_points(constraints, k, l, neg_idx, device):
     if callable(constraints): return torch.as_tensor(constraints(k, l, neg_idx)).to(device)
     return constraints[l].to(device)
 
+def _checked_constraints(constraints, n_classes: int, dim: int):
+    "`constraints` as `fit_gemini` uses them: None, a callable, or a float (n_classes, dim) tensor (else ValueError)."
+    if constraints is None or callable(constraints): return constraints
+    constraints = torch.as_tensor(constraints, dtype=torch.float32)
+    if constraints.shape != (n_classes, dim):
+        raise ValueError(f"constraints must be a ({n_classes}, {dim}) tensor (one point per class) or a "
+                         f"callable(k, l, negatives), got shape {tuple(constraints.shape)}")
+    return constraints
+
+def triplet_step(model: Gemini, x: torch.Tensor, mean, std, raw_pixels: bool, beta: float, margin: float,
+                 constraints=None, device='cpu') -> Callable:
+    "The loss of one sampler batch `(k, l, anchors, positives, negatives)` of indices into `x` (lines 5-11 of Algorithm 1)."
+    def step(batch):
+        k, l, a, p, n = batch
+        xa, xp = (to_model_input(x[i.to(device)], mean, std, raw_pixels) for i in (a, p))
+        pts = _constraint_points(constraints, k, l, n, device)
+        # with Eq. 6 the negatives are never embedded, so they are not gathered either
+        xn = None if pts is not None else to_model_input(x[n.to(device)], mean, std, raw_pixels)
+        return gemini_step(model, xa, xp, xn, k, l, beta, margin, pts)
+    return step
+
+
+# %% ../nbs/03_gemini.ipynb #fd7c927b
 D = DEFAULTS
-def fit_gemini(x, y, *, mean=None, std=None, embedding_dim: int = D['embedding_dim'], stream: str = D['gemini_stream'],
+def fit_gemini(x,                       # train images (N, C, H, W) uint8, or features (N, F)
+               y,                       # their integer class labels (any integers: stream k is the k-th smallest)
+               *, mean=None, std=None,  # the train set's statistics (default: those of `x`)
+               embedding_dim: int = D['embedding_dim'],
+               stream: str = D['gemini_stream'],   # a name of `STREAMS`: conv, mlp or authors
                width: int = D['gemini_width'], hidden: int = D['gemini_hidden'], epochs: int = D['gemini_epochs'],
-               triplets_per_batch: int = D['triplets_per_batch'], reuse_triplets: bool = D['reuse_triplets'],
+               triplets_per_batch: int = D['triplets_per_batch'],
+               reuse_triplets: bool = D['reuse_triplets'],   # draw the triplets once (line 1), replay them every epoch
                lr: float = D['gemini_lr'], momentum: float = D['gemini_momentum'],
                weight_decay: float = D['gemini_weight_decay'], clip: float | None = D['gemini_clip'],
                clip_mode: str = D['clip_mode'], beta: float = D['beta'], margin: float = D['margin'],
-               raw_pixels: bool = D['raw_pixels'], bn_train_mode: bool = False, constraints=None,
+               raw_pixels: bool = D['raw_pixels'],
+               bn_train_mode: bool = False,  # extract Z-hat with train-mode BatchNorm (the authors' code)
+               constraints=None,             # Eq. 6: a (C, D) tensor of points, or a callable(k, l, negatives)
                batches_per_pair: int = 1, device='auto', seed: int = 0, progress: bool = True) -> tuple[Gemini, torch.Tensor]:
     """Algorithm 1: train GEMINI on class-pair triplets of (x, y) with Eq. 5 (or Eq. 6 given
     `constraints`); returns (model, z_hat), z_hat the train set in the reduced hypothesis space."""
-    y = check_labels(y, names=['y'])   # any integer labels -> 0..c-1: stream k is the k-th smallest label
+    y = check_labels(y, names=['y'])
+    c = int(y.max()) + 1
     device = get_device(device)
     g = seed_everything(seed)
-    y, c = _class_positions(y)
     x = torch.as_tensor(x)
     if len(x) != len(y): raise ValueError(f"x has {len(x)} samples but y has {len(y)} labels")
     if mean is None and not raw_pixels: mean, std = channel_stats(x)
-    if constraints is not None and not callable(constraints):
-        constraints = torch.as_tensor(constraints, dtype=torch.float32)
-        if constraints.shape != (c, embedding_dim):
-            raise ValueError(f"constraints must be a ({c}, {embedding_dim}) tensor (one point per class) or a "
-                             f"callable(k, l, negatives), got shape {tuple(constraints.shape)}")
-    model = Gemini(c, tuple(x.shape[1:]), embedding_dim, stream, width, hidden).to(device)
+    constraints = _checked_constraints(constraints, c, embedding_dim)
+    model = Gemini(c, tuple(x.shape[1:]), embedding_dim, stream, width, hidden).to(device)   # lines 2-3
     if device.type == 'cuda' and x.ndim == 4: model = model.to(memory_format=torch.channels_last)
     xd, mean_d, std_d = x.to(device), *(t.to(device) if t is not None else None for t in (mean, std))
-    sampler = ClassPairTripletSampler(y, triplets_per_batch, seed=int(g.initial_seed()), batches_per_pair=batches_per_pair,
-                                      reuse=reuse_triplets)
+    sampler = ClassPairTripletSampler(y, triplets_per_batch, seed=int(g.initial_seed()),        # line 1
+                                      batches_per_pair=batches_per_pair, reuse=reuse_triplets)
     opt = make_sgd(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, device=device)
-
+    step = triplet_step(model, xd, mean_d, std_d, raw_pixels, beta, margin, constraints, device)  # lines 5-11
     def batches(epoch):
         sampler.set_epoch(epoch)
         return iter(sampler)
-
-    def step(batch):
-        k, l, a, p, n = batch
-        xa, xp = (to_model_input(xd[i.to(device)], mean_d, std_d, raw_pixels) for i in (a, p))
-        pts = _constraint_points(constraints, k, l, n, device)
-        # with Eq. 6 the negatives are never embedded, so they are not gathered either
-        xn = None if pts is not None else to_model_input(xd[n.to(device)], mean_d, std_d, raw_pixels)
-        return gemini_step(model, xa, xp, xn, k, l, beta, margin, pts)
-
-    model.history = train_epochs(model, opt, epochs, batches, step, clip=clip, clip_mode=clip_mode, device=device,
-                                 progress=progress, desc='GEMINI')
-    z_hat = embed_by_class(model, x, y, mean=mean, std=std, raw_pixels=raw_pixels,
-                           bn_train_mode=bn_train_mode, device=device)
+    model.history = train_epochs(model, opt, epochs, batches, step, clip=clip, clip_mode=clip_mode,  # lines 4, 12
+                                 device=device, progress=progress, desc='GEMINI')
+    z_hat = embed(model, x, classes=y, mean=mean, std=std, raw_pixels=raw_pixels,                # line 13
+                  bn_train_mode=bn_train_mode, batch_size=2048, device=device)
     return model, z_hat
+

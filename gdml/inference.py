@@ -13,9 +13,9 @@ import pandas as pd
 import torch
 
 from .data import DataError, decode_images, _image_extensions
-from .distill import make_student, embed, extraction_kwargs
-from .engine import get_device
-from .experiment import MODEL, ARRAYS, RESULT, load_record, RecordError
+from .distill import make_student, extraction_kwargs
+from .engine import get_device, embed
+from .records import MODEL, ARRAYS, RESULT, load_record, RecordError
 
 # %% auto #0
 __all__ = ['Embedder', 'load_embedder', 'image_files', 'read_images', 'nearest_train', 'retrieval_frame']

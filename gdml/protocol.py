@@ -7,17 +7,24 @@ from __future__ import annotations
 from typing import Any
 
 # %% auto #0
-__all__ = ['CLIP_MODES', 'EXTRACTIONS', 'GEMINI_STREAMS', 'STUDENT_ARCHS', 'CONSTRAINTS', 'MINERS', 'CHOICES', 'FIELDS', 'PAPER',
-           'QUICK', 'AUTHORS', 'AUTHORS_BY_DATASET', 'AUTHORS_BASELINES_BY_DATASET', 'PROFILES', 'DEFAULTS', 'SOURCES',
-           'profile_values', 'profiles_frame', 'profiles_markdown']
+__all__ = ['DATASETS', 'METRICS', 'CLIP_MODES', 'EXTRACTIONS', 'GEMINI_STREAMS', 'STUDENT_ARCHS', 'CONSTRAINTS', 'MINERS',
+           'BASELINES', 'METHODS', 'CHOICES', 'FIELDS', 'PAPER', 'QUICK', 'AUTHORS', 'AUTHORS_BY_DATASET',
+           'AUTHORS_BASELINES_BY_DATASET', 'PROFILES', 'DEFAULTS', 'SOURCES', 'profile_values', 'profiles_frame',
+           'profiles_markdown']
 
 # %% ../nbs/00_protocol.ipynb #0e5e8cb7
+DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'digits')   # the named datasets (any ImageFolder path works too)
+METRICS = ('recall_at_1', 'f1', 'nmi', 'r_precision', 'map_at_r')   # the paper's five, in its tables' order
 CLIP_MODES = ('value', 'norm')
 EXTRACTIONS = ('eval', 'train_bn', 'authors')
 GEMINI_STREAMS = ('conv', 'mlp', 'authors')
 STUDENT_ARCHS = ('resnet18', 'small_cnn')
 CONSTRAINTS = ('none', 'corners', 'class')   # Eq. 5, or Eq. 6 with user-given points or another class's
 MINERS = ('none', 'multisim', 'semihard', 'pair_margin')
+BASELINES = ('siamese', 'triplet', 'margin', 'multisim')
+METHODS = ('gdml', *BASELINES)
+# the names above are defined here once; gdml.gemini.STREAMS, gdml.distill.STUDENTS and gdml.baselines.LOSSES /
+# MINERS map them to constructors (their notebooks check that both agree).
 # the fields whose values are names, and the names allowed (the run config and the CLI check these)
 CHOICES = dict(arch=STUDENT_ARCHS, gemini_stream=GEMINI_STREAMS, clip_mode=CLIP_MODES, extraction=EXTRACTIONS,
                constraints=CONSTRAINTS, miner=MINERS)

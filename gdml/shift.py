@@ -14,7 +14,7 @@ import torchvision.transforms.v2.functional as F
 from torchvision.transforms.v2 import InterpolationMode
 
 from .data import GDMLDataset, check_dataset, load_dataset
-from .engine import channel_stats
+from .data import channel_stats
 from .metrics import (RANKINGS, check_embeddings, nn_predictions, pml_ranking_metrics, ranking_metrics, ood_auroc,
                           compactness)
 

@@ -8,8 +8,10 @@ import json, logging, os
 from pathlib import Path
 from typing import Iterable
 
-from .experiment import (RunConfig, make_config, run_dir, config_hash, dataset_slug, execute_run, has_record,
-                             atomic_write, MANIFEST, METHODS, ConfigError, check_out_dir, read_manifest)
+from .protocol import METHODS
+from .files import atomic_write
+from .config import RunConfig, make_config, run_dir, config_hash, dataset_slug, ConfigError, check_out_dir
+from .records import execute_run, has_record, MANIFEST, read_manifest
 
 # %% auto #0
 __all__ = ['seed_list', 'expand_grid', 'write_manifest', 'local_cluster', 'slurm_cluster', 'make_cluster', 'run_sweep']

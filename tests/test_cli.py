@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from gdml.experiment import (ARRAYS, METRICS, RESULT, config_dict, config_hash, load_record, make_config, run_dir, source_hash,
-                             write_record)
+from gdml.protocol import METRICS
+from gdml.config import config_dict, config_hash, make_config, run_dir
+from gdml.records import ARRAYS, RESULT, load_record, source_hash, write_record
 from gdml.sweep import write_manifest
 from gdml.cli import main
 

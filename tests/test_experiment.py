@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from gdml.experiment import (CLAIM_COLUMNS, CONFIG_FIELDS, RESULT, ARRAYS, MODEL, NOTEBOOK, FAILURE, FAILED_NOTEBOOK, MANIFEST, METRICS,
-                             ConfigError, config_hash, execute_run, has_record, load_record, make_config, run_dir,
-                             run_notebook_path, write_record, atomic_write, scan_records, source_hash)
+from gdml.protocol import METRICS
+from gdml.files import atomic_write
+from gdml.config import CONFIG_FIELDS, ConfigError, config_hash, make_config, run_dir
+from gdml.records import CLAIM_COLUMNS, RESULT, ARRAYS, MODEL, NOTEBOOK, FAILURE, FAILED_NOTEBOOK, MANIFEST, execute_run, has_record, load_record, run_notebook_path, write_record, scan_records, source_hash
 from gdml.sweep import write_manifest
 
 TINY = dict(gemini_epochs=1, epochs=1, device='cpu')
@@ -153,7 +154,7 @@ def test_claims_and_ablations_notebooks_run_a_tiny_grid(tmp_path):
 
 def test_a_class_disjoint_run_measures_the_unseen_classes(tmp_path):
     "`seen_classes` trains on those classes only and adds leave-one-out retrieval on the others to the record."
-    from gdml.experiment import run_experiment
+    from gdml.records import run_experiment
     rec = run_experiment(make_config('digits', 'gdml', 0, gemini_epochs=1, epochs=1, seen_classes='0,1,2,3,4', device='cpu'))
     assert rec['classes'] == ['0', '1', '2', '3', '4'] or rec['classes'] == [0, 1, 2, 3, 4]
     assert set(rec['arrays']['test_labels'].tolist()) == {0, 1, 2, 3, 4}
@@ -266,7 +267,7 @@ def test_in_process_gives_the_numbers_of_the_notebook(notebook_run, tmp_path, ca
 KERNEL_SCRIPT = """
 import json, os, sys, nbformat, papermill
 from jupyter_client.manager import AsyncKernelManager
-import gdml.experiment as E
+import gdml.records as E
 manager, cwd, signals = sys.argv[1:4]
 if manager == 'tcp': E._ipc_ok = lambda: False            # as on a machine without Unix sockets
 class Manager(AsyncKernelManager if manager == 'plain' else E.quiet_kernel_manager()):

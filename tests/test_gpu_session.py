@@ -11,7 +11,9 @@ import torch
 from PIL import Image
 
 from gdml.data import load_dataset
-from gdml.experiment import METRICS, config_dict, config_hash, load_record, load_records, make_config, write_record
+from gdml.protocol import METRICS
+from gdml.config import config_dict, config_hash, make_config
+from gdml.records import load_record, load_records, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO/'benchmarks'))

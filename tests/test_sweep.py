@@ -2,7 +2,7 @@
 import json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 
-from gdml.experiment import RESULT, ARRAYS, load_record
+from gdml.records import RESULT, ARRAYS, load_record
 
 
 def _gdml_cmd():
