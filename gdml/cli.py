@@ -20,6 +20,8 @@ class GdmlParser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
+
+# %% ../nbs/09_cli.ipynb #f25cb5a5
 _TYPES = dict(int=int, float=float, str=str)
 HYPER = tuple(f for f in dataclasses.fields(RunConfig) if f.name not in ('dataset', 'method', 'seed', 'profile'))
 
@@ -32,10 +34,14 @@ def add_hyper_options(p: argparse.ArgumentParser):
         else: g.add_argument(opt, type=_TYPES[f.type], choices=CHOICES.get(f.name), default=None,
                              metavar=None if f.name in CHOICES else f.type.upper(), help=f.metadata['help'])
 
+
+# %% ../nbs/09_cli.ipynb #2edb671f
 def hyper_values(args: argparse.Namespace) -> dict:
     "The hyper-parameters given on the command line (the None ones are left to the profile)."
     return {f.name: getattr(args, f.name) for f in HYPER if getattr(args, f.name) is not None}
 
+
+# %% ../nbs/09_cli.ipynb #81d50cf0
 def _count(s: str) -> int:
     "An argparse type: an integer >= 1 (a count of seeds, workers, runs or jobs)."
     try: n = int(s)
@@ -67,6 +73,8 @@ def _common(p, many: bool):
     p.add_argument('--force', action='store_true', help='rerun even where a record exists')
     add_hyper_options(p)
 
+
+# %% ../nbs/09_cli.ipynb #09219651
 SWEEP_EPILOG = """\
 clusters:
   default        a local Dask cluster: --runs-per-gpu single-threaded workers per GPU (pinned with
@@ -79,6 +87,8 @@ clusters:
                  e.g. --slurm-opt queue=gpu --slurm-opt account=me --slurm-opt walltime=24:00:00
 resuming: killing a sweep and starting it again reruns only the cells without a record."""
 
+
+# %% ../nbs/09_cli.ipynb #5fc6e4f7
 def build_parser() -> GdmlParser:
     "The `gdml` argument parser with its six subcommands."
     p = GdmlParser(prog='gdml', description='Guided Deep Metric Learning: runs, sweeps, tables and figures.')
@@ -129,6 +139,7 @@ def build_parser() -> GdmlParser:
     d.add_argument('--force', action='store_true', help='rerun the runs that have a record')
     return p
 
+
 # %% ../nbs/09_cli.ipynb #f44dcb02
 def _check_device(device: str):
     "ConfigError when `device` cannot run here (CUDA asked for on a machine without it)."
@@ -161,6 +172,8 @@ def cmd_run(args) -> int:
     print('  '.join(f"{k}={v:.2f}" for k, v in rec['metrics'].items()))
     return 0
 
+
+# %% ../nbs/09_cli.ipynb #e206f7f8
 def cmd_sweep(args) -> int:
     "`gdml sweep`: the grid on Dask; exit status 1 if a cell failed."
     from gdml.sweep import expand_grid, run_sweep
@@ -179,6 +192,8 @@ def cmd_sweep(args) -> int:
         print(f"  failed {r.dataset}/{r.method}/seed {r.seed}: {r.error} (see {r.notebook})")
     return 1 if n.get('failed') else 0
 
+
+# %% ../nbs/09_cli.ipynb #10be079e
 def cmd_tables(args) -> int:
     "`gdml tables`: write and print the tables; list the missing runs."
     from gdml.config import check_out_dir
@@ -191,6 +206,8 @@ def cmd_tables(args) -> int:
     print('written:', *map(str, res['paths']), sep='\n  ')
     return 0
 
+
+# %% ../nbs/09_cli.ipynb #febea525
 def _print_holes(holes):
     "List the cells without a record and the broken records (with their fault)."
     missing, broken = holes[holes.status != 'broken'], holes[holes.status == 'broken']
@@ -212,6 +229,8 @@ def cmd_figures(args) -> int:
     print('written:', *map(str, res['paths']), sep='\n  ')
     return 0
 
+
+# %% ../nbs/09_cli.ipynb #b689e1d4
 def cmd_demo(args) -> int:
     "`gdml demo`: the quick sweep on digits (5 methods x `--seeds` seeds), then the table and the figure."
     from gdml.sweep import expand_grid, run_sweep
@@ -232,6 +251,8 @@ def cmd_demo(args) -> int:
     print(f"demo finished in {time.perf_counter() - t0:.0f} s")
     return 1 if len(failed) else 0
 
+
+# %% ../nbs/09_cli.ipynb #4d531d65
 def cmd_embed(args) -> int:
     "`gdml embed`: a folder of images through a trained run; writes the CSV (atomically) and prints its path."
     from gdml.files import atomic_write
@@ -249,6 +270,8 @@ def cmd_embed(args) -> int:
     print(f"written: {out}")
     return 0
 
+
+# %% ../nbs/09_cli.ipynb #83f62b5c
 COMMANDS = dict(run=cmd_run, sweep=cmd_sweep, tables=cmd_tables, figures=cmd_figures, demo=cmd_demo, embed=cmd_embed)
 
 def _user_error(e: BaseException) -> bool:
@@ -267,3 +290,4 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gdml {args.command}: error: {e}".splitlines()[0], file=sys.stderr); return 2
     except KeyboardInterrupt:
         print(f"gdml {args.command}: interrupted", file=sys.stderr); return 130
+

@@ -66,6 +66,8 @@ def _coerce(name: str, value):
     if not isinstance(value, str): raise ConfigError(f"{name} must be a string, got {value!r}")
     return value
 
+
+# %% ../nbs/07_config.ipynb #e5c4009b
 def _check_dataset(dataset: str) -> str:
     if dataset in DATASETS: return dataset
     p = Path(str(dataset)).expanduser()
@@ -92,8 +94,14 @@ def seen_class_list(text: str) -> list[int]:
         raise ConfigError(f"seen_classes must be distinct labels >= 0 separated by commas (e.g. 0,1,2,3,4) or empty, got {text!r}")
     return sorted(map(int, parts))
 
-def make_config(dataset: str = 'digits', method: str = 'gdml', seed: int = 0, profile: str = 'quick',
-                **overrides) -> RunConfig:
+
+# %% ../nbs/07_config.ipynb #5d3d7b73
+def make_config(dataset: str = 'digits', # a name of `DATASETS`, or an ImageFolder path (train/<class>/, test/<class>/)
+                method: str = 'gdml',    # gdml or a baseline: siamese, triplet, margin, multisim
+                seed: int = 0,
+                profile: str = 'quick',  # where the defaults come from: paper, authors or quick
+                **overrides,             # any field of `RunConfig` (None: the profile's value)
+               ) -> RunConfig:
     "A checked `RunConfig`: the `profile`'s values, replaced by the `overrides` that are not None."
     _one_of('profile', profile, tuple(PROFILES))
     _one_of('method', method, METHODS)
@@ -110,6 +118,7 @@ def make_config(dataset: str = 'digits', method: str = 'gdml', seed: int = 0, pr
     if not (dev in ('auto', 'cpu', 'cuda') or dev.startswith('cuda:') and dev[5:].isdigit()):
         raise ConfigError(f"device {dev!r} is not one of: auto, cpu, cuda, cuda:N")
     return check_config(RunConfig(dataset=_check_dataset(dataset), method=method, seed=seed, profile=profile, **values))
+
 
 # %% ../nbs/07_config.ipynb #192d0497
 def check_config(config: RunConfig) -> RunConfig:

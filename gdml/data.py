@@ -235,6 +235,8 @@ def _decode_one(path: str | Path) -> np.ndarray:
     except Exception as e:  # PIL raises several types (UnidentifiedImageError, OSError, SyntaxError, ...)
         raise DataError(f"{path}: unreadable image ({type(e).__name__}: {e})") from e
 
+
+# %% ../nbs/00_data.ipynb #f4deba56
 def decode_images(paths: Sequence[str | Path], workers: int | None = None, progress: bool | None = None) -> np.ndarray:
     "Decode image files of one size into a uint8 array (N, C, H, W); C is 1 if all are greyscale, else 3."
     from tqdm.auto import tqdm
@@ -260,6 +262,7 @@ def decode_images(paths: Sequence[str | Path], workers: int | None = None, progr
         for n in ex.map(lambda c: decode_chunk(*c), chunks): bar.update(n)
     out = out.transpose(0, 3, 1, 2)
     return np.ascontiguousarray(out if colour.any() else out[:, :1])
+
 
 # %% ../nbs/00_data.ipynb #eadd0a5f
 _IDX_STEMS = dict(x_train='train-images-idx3-ubyte', y_train='train-labels-idx1-ubyte',
@@ -290,6 +293,8 @@ def _idx_source(key: str, d: Path) -> _Source | None:
     if missing: raise FileNotFoundError(f"{key}: {d} holds only part of the dataset; missing {missing} (.gz or not)")
     return _Source(key, 'idx', d, files=[files[k] for k in _IDX_STEMS])
 
+
+# %% ../nbs/00_data.ipynb #967247e0
 def _cifar_source(d: Path) -> _Source | None:
     if (d / 'cifar10-png').is_dir():
         classes, items = scan_image_folder(d / 'cifar10-png')
@@ -318,6 +323,7 @@ def _find_source(key: str, root: Path | None) -> tuple[_Source | None, list[Path
         src = _idx_source(key, DEBIAN_FASHION_MNIST)
         if src: return src, looked
     return None, looked
+
 
 # %% ../nbs/00_data.ipynb #7d7e66fd
 def _online(host: str, timeout: float = 3.0) -> bool:
@@ -378,6 +384,8 @@ def _cache_candidates_dirs(src: _Source) -> list[Path]:
 
 _KEYS = ('x_train', 'y_train', 'x_test', 'y_test', 'classes', 'mean', 'std')
 
+
+# %% ../nbs/00_data.ipynb #b48e8d22
 def _read_cache(path: Path) -> dict | None:
     try:
         with np.load(path, allow_pickle=False) as z: arrays = {k: z[k] for k in _KEYS}
@@ -413,6 +421,7 @@ def _write_cache(paths: Sequence[Path], arrays: dict) -> Path | None:
     warnings.warn(f"no writable folder for the decoded-array cache among {[str(p.parent) for p in paths]}; "
                   "the data will be decoded again next time")
     return None
+
 
 # %% ../nbs/00_data.ipynb #aa5df131
 def _decode(src: _Source) -> dict:
@@ -458,8 +467,12 @@ def _resolve_name(name) -> tuple[str, Path | None]:
     raise DataError(f"unknown dataset {name!r}; use one of {', '.join(DATASETS)}, or the path of an "
                      "ImageFolder-style directory (root/train/<class>/*, root/test/<class>/*)")
 
-def load_dataset(name: str | os.PathLike, root: str | os.PathLike | None = None,
-                 download: bool | None = None) -> GDMLDataset:
+
+# %% ../nbs/00_data.ipynb #445346f7
+def load_dataset(name: str | os.PathLike,  # one of `DATASETS`, or an ImageFolder-style directory
+                 root: str | os.PathLike | None = None,  # the data root (default `$GDML_DATA`, else the user cache folder)
+                 download: bool | None = None,  # True: download missing files; False: never; None: when the host answers
+                ) -> GDMLDataset:
     """Load `name` (one of `DATASETS`, or an ImageFolder-style directory) as a checked `GDMLDataset`.
     `root`: the data root (default `$GDML_DATA`, else the user cache folder). `download`: True forces
     torchvision's download when files are missing, False forbids it, None tries when the host answers (never when `$GDML_OFFLINE` is set)."""
@@ -491,7 +504,10 @@ def load_dataset(name: str | os.PathLike, root: str | os.PathLike | None = None,
     if ds.cache_file: _remove_stale_caches(src, ds.cache_file)
     return ds
 
+
+# %% ../nbs/00_data.ipynb #7686c873
 def _from_arrays(src: _Source, arrays: dict, cache_file: Path | None) -> GDMLDataset:
     t = {k: torch.from_numpy(np.ascontiguousarray(arrays[k])) for k in ('x_train', 'y_train', 'x_test', 'y_test', 'mean', 'std')}
     return GDMLDataset(src.name, t['x_train'], t['y_train'], t['x_test'], t['y_test'], [str(c) for c in arrays['classes']],
                        t['mean'].float(), t['std'].float(), cache_file=cache_file)
+

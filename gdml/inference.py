@@ -44,7 +44,11 @@ class Embedder:
         return (f"Embedder({s['method']} on {s['dataset']}: {s['arch']} -> {s['embedding_dim']}-D, images "
                 f"{'x'.join(map(str, self.image_shape))}, {len(self.train_labels)} train embeddings)")
 
-def load_embedder(run_dir: str | os.PathLike, device='cpu') -> Embedder:
+
+# %% ../nbs/11_inference.ipynb #bdcc99dc
+def load_embedder(run_dir: str | os.PathLike, # a run's folder (OUT/<dataset>/<method>/seed<N>-<hash>) or its result.json
+                  device='cpu',                # where the network embeds
+                 ) -> Embedder:
     """The `Embedder` of the run in folder `run_dir` (the folder of its `result.json`).
     FileNotFoundError / RecordError name what is missing or does not belong to the record."""
     d = Path(run_dir)
@@ -61,6 +65,7 @@ def load_embedder(run_dir: str | os.PathLike, device='cpu') -> Embedder:
     model = make_student(spec['arch'], in_channels=spec['image_shape'][0], embedding_dim=spec['embedding_dim'], width=spec['arch_width'])
     model.load_state_dict(saved['state_dict'])
     return Embedder(model, spec, a['train_embeddings'], a['train_labels'].astype(np.int64), device, str(d))
+
 
 # %% ../nbs/11_inference.ipynb #95d8a1b1
 def image_files(folder: str | os.PathLike) -> list[Path]:

@@ -95,6 +95,8 @@ def _ranking_chunk(test_emb, q, train_emb, is_c, r):
     hits = np.cumsum(rel, axis=1)
     return hits[:, -1] / r, (rel * hits / np.arange(1, r + 1, dtype=np.float64)).sum(1) / r
 
+
+# %% ../nbs/06_metrics.ipynb #81c19b0b
 def ranking_metrics(train_emb: np.ndarray, train_labels: np.ndarray, test_emb: np.ndarray,
                     test_labels: np.ndarray, *, chunk_elems: int = 2**23, workers: int | None = None) -> tuple[float, float]:
     """(R-Precision, MAP@R) as fractions, test as query and train as reference; exact, ties by lowest train index.
@@ -112,6 +114,7 @@ def ranking_metrics(train_emb: np.ndarray, train_labels: np.ndarray, test_emb: n
     with ThreadPoolExecutor(workers) as pool:
         parts = list(pool.map(lambda job: _ranking_chunk(test_emb, job[0], train_emb, *job[1:]), jobs))
     return float(np.concatenate([p[0] for p in parts]).mean()), float(np.concatenate([p[1] for p in parts]).mean())
+
 
 # %% ../nbs/06_metrics.ipynb #d3b26b5c
 def pml_ranking_metrics(train_emb: np.ndarray, train_labels: np.ndarray, test_emb: np.ndarray,
@@ -144,7 +147,13 @@ def kmeans_clusters(emb: np.ndarray, n_clusters: int, seed: int = 0) -> np.ndarr
         return KMeans(n_clusters=int(n_clusters), n_init=10, random_state=int(seed)).fit_predict(np.asarray(emb, np.float64))
 
 # %% ../nbs/06_metrics.ipynb #b9102668
-def evaluate(train_emb, train_labels, test_emb, test_labels, *, seed: int = 0, ranking: str = 'pml') -> dict[str, float]:
+def evaluate(train_emb,     # reference embeddings (N, D): the train set
+             train_labels,  # their integer labels (N,)
+             test_emb,      # query embeddings (M, D): the test set
+             test_labels,   # their integer labels (M,)
+             *, seed: int = 0,     # seeds k-means for NMI
+             ranking: str = 'pml', # R-Precision / MAP@R by PML ('pml') or gdml's exact routine ('exact')
+            ) -> dict[str, float]:
     """The paper's metrics of one model, in percent: `{'recall_at_1', 'f1', 'nmi', 'r_precision', 'map_at_r'}`,
     and the authors' macro recall `recall_macro`.
 
@@ -307,6 +316,8 @@ def _loo_exact(emb, labels, chunk_elems: int = 2**23) -> tuple[float, float, flo
     if not parts: return math.nan, math.nan, math.nan
     return tuple(float(np.concatenate([p[i] for p in parts]).mean()) for i in range(3))
 
+
+# %% ../nbs/06_metrics.ipynb #77a896a7
 def _loo_pml(emb, labels, batch: int = 1024) -> tuple[float, float, float]:
     codes = np.unique(labels, return_inverse=True)[1].ravel()
     e32 = np.ascontiguousarray(emb, np.float32)
@@ -333,3 +344,4 @@ def leave_one_out_metrics(emb, labels, *, ranking: str = 'pml') -> dict[str, flo
     emb, labels = check_embeddings(emb, labels, 'emb')
     values = (_loo_pml if ranking == 'pml' else _loo_exact)(emb, labels)
     return {k: 100.0 * v for k, v in zip(LOO_METRICS, values)}
+

@@ -29,6 +29,8 @@ METHODS = ('gdml', *BASELINES)
 CHOICES = dict(arch=STUDENT_ARCHS, gemini_stream=GEMINI_STREAMS, clip_mode=CLIP_MODES, extraction=EXTRACTIONS,
                constraints=CONSTRAINTS, miner=MINERS)
 
+
+# %% ../nbs/00_protocol.ipynb #7110a7e5
 FIELDS: dict[str, str] = dict(
     embedding_dim="dimension of the embedding space (2 in the paper)",
     arch="student (G-DML) / backbone (baselines) architecture: resnet18 or small_cnn",
@@ -61,6 +63,7 @@ FIELDS: dict[str, str] = dict(
     miner="PML miner of the baselines: none (the paper), multisim, semihard (triplets) or pair_margin",
     seen_classes="class-disjoint run: train on these labels (comma-separated, e.g. 0,1,2,3,4) and evaluate on the other classes too; empty: all classes",
 )
+
 
 # %% ../nbs/00_protocol.ipynb #b8d2e20c
 PAPER: dict[str, Any] = dict(
@@ -142,6 +145,8 @@ SOURCES: dict[str, tuple[str, str]] = dict(   # field: (source of the paper prof
     seen_classes=("the paper trains on all classes", "all classes"),
 )
 
+
+# %% ../nbs/00_protocol.ipynb #4888d835
 def profiles_frame(dataset: str = 'fashion_mnist', method: str = 'gdml') -> 'pd.DataFrame':
     "The profiles' values for `dataset` and `method` side by side, with the source of the paper's and the authors' values."
     import pandas as pd
@@ -150,6 +155,8 @@ def profiles_frame(dataset: str = 'fashion_mnist', method: str = 'gdml') -> 'pd.
             for f in FIELDS]
     return pd.DataFrame(rows).set_index('field')
 
+
+# %% ../nbs/00_protocol.ipynb #8fbce2ca
 def profiles_markdown(dataset: str = 'fashion_mnist') -> str:
     "`profiles_frame` as a Markdown table (the README's profile table is this text)."
     pf = profiles_frame(dataset)

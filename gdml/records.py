@@ -38,6 +38,8 @@ def git_commit(path: str | os.PathLike | None = None) -> str:
         return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else 'unknown'
     except (OSError, subprocess.SubprocessError): return 'unknown'
 
+
+# %% ../nbs/07a_records.ipynb #08f176f6
 def source_hash() -> str:
     "Short hash of gdml's exported source (every module but the symbol index), so that a changed default shows."
     import gdml
@@ -46,6 +48,8 @@ def source_hash() -> str:
         if p.name != '_modidx.py': h.update(p.name.encode()); h.update(p.read_bytes())
     return h.hexdigest()[:12]
 
+
+# %% ../nbs/07a_records.ipynb #6f509e46
 def versions() -> dict:
     "Versions of Python, torch, gdml and the libraries that shape the results."
     import torch, sklearn, gdml
@@ -56,6 +60,8 @@ def versions() -> dict:
     except ImportError: pass
     return out
 
+
+# %% ../nbs/07a_records.ipynb #22e0bd59
 def device_info(device) -> dict:
     "The type and human-readable name of a torch device (the GPU model, or the CPU)."
     import torch
@@ -65,6 +71,7 @@ def device_info(device) -> dict:
                     torch_threads=torch.get_num_threads())
     return dict(type=device.type, name=platform.processor() or platform.machine(),
                 cpus=os.cpu_count(), torch_threads=torch.get_num_threads())
+
 
 # %% ../nbs/07a_records.ipynb #ea6c1978
 class _Timer:
@@ -103,6 +110,8 @@ def polygon_corners(n_classes: int, dim: int, margin: float) -> 'torch.Tensor':
     pts[:, :2] = margin / np.sin(np.pi / n_classes) * torch.stack([angles.cos(), angles.sin()], 1)[:, :dim]
     return pts
 
+
+# %% ../nbs/07a_records.ipynb #3a8a487f
 ZHAT_CACHE = '.zhat-cache'
 
 def gemini_key(config: RunConfig, device) -> str:
@@ -139,6 +148,7 @@ def _z_hat(config: RunConfig, ds, common: dict, timer: _Timer, cache_dir) -> tup
         buf = io.BytesIO(); np.savez(buf, z_hat=z_hat.numpy(), seconds=timer.times['gemini'])
         atomic_write(path, buf.getvalue())
     return z_hat, False
+
 
 # %% ../nbs/07a_records.ipynb #24eb8bb2
 def _train_gdml(config: RunConfig, model, ds, common: dict, timer: _Timer, cache_dir):
@@ -205,7 +215,10 @@ def model_bundle(config: RunConfig, model, ds) -> dict:
     return dict(spec=spec, state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
 
 # %% ../nbs/07a_records.ipynb #e509db4d
-def run_experiment(config: RunConfig, *, progress: bool = False, cache_dir: str | os.PathLike | None = None) -> dict:
+def run_experiment(config: RunConfig,  # what to run (`gdml.config.make_config`)
+                   *, progress: bool = False,  # tqdm bars for the training loops
+                   cache_dir: str | os.PathLike | None = None,  # a folder to share G-DML's Z-hat through
+                  ) -> dict:
     """Train and evaluate `config`; the run's record (metrics, claims, configuration, provenance, timings, arrays).
     With `cache_dir`, G-DML reuses a Z-hat that a run with the same GEMINI settings, data, seed, device type
     and source already made (the record says so in `zhat_from_cache`; its GEMINI time is the original's).
@@ -295,6 +308,8 @@ def _load_arrays(d: Path, rec: dict) -> dict:
         raise RecordError(f"{f}: holds the arrays of run {run}, but {RESULT} is run {rec.get('run_id')}")
     return a
 
+
+# %% ../nbs/07a_records.ipynb #dbac01f9
 def load_record(path: str | os.PathLike, arrays: bool = False) -> dict:
     """The record in the run folder `path` (or its `result.json`), checked whole (fields and embeddings);
     with `arrays`, the test embeddings too. `FileNotFoundError` without `result.json`; `RecordError` when broken."""
@@ -310,6 +325,7 @@ def load_record(path: str | os.PathLike, arrays: bool = False) -> dict:
     a = _load_arrays(d, rec)
     if arrays: rec['arrays'] = a
     return rec
+
 
 # %% ../nbs/07a_records.ipynb #de4529a0
 def has_record(config: RunConfig, out_dir: str | os.PathLike) -> bool:
@@ -409,10 +425,14 @@ def run_notebook_path() -> Path:
         raise FileNotFoundError(f"run notebook not found at {', '.join(map(str, candidates))}; set GDML_RUN_NOTEBOOK to nbs/experiments/run.ipynb")
     return p
 
+
+# %% ../nbs/07a_records.ipynb #25eca82c
 def notebook_parameters(config: RunConfig, out_dir, **extra) -> dict:
     "The papermill parameters of `run.ipynb` for `config`."
     return dict(config_dict(config), out_dir=str(Path(out_dir).resolve()), **extra)
 
+
+# %% ../nbs/07a_records.ipynb #877745d9
 def _is_kernel_start_error(e: BaseException) -> bool:
     import papermill
     if isinstance(e, papermill.PapermillExecutionError): return False
@@ -442,9 +462,18 @@ def _file_failure(d: Path, attempt_nb: Path, before: str | None, msg: str, attem
     if attempt_nb.exists(): os.replace(attempt_nb, dest)
     return dest
 
-def execute_run(config: RunConfig, out_dir: str | os.PathLike, *, force: bool = False, notebook=None,
-                kernel_name: str = 'python3', retries: int = 4, stagger: float = 1.0,
-                execution_timeout: float | None = None, zhat_cache: bool = True) -> dict:
+
+# %% ../nbs/07a_records.ipynb #4d26287d
+def execute_run(config: RunConfig,           # what to run
+                out_dir: str | os.PathLike,  # the records' folder: the run goes to `run_dir(config, out_dir)`
+                *, force: bool = False,      # rerun even where a whole record exists
+                notebook=None,               # another `run` notebook (default: `run_notebook_path()`)
+                kernel_name: str = 'python3',
+                retries: int = 4,            # retries of a kernel that fails to start (not of a failing run)
+                stagger: float = 1.0,        # seconds of random delay before an attempt, doubled each retry
+                execution_timeout: float | None = None,  # per cell, in seconds
+                zhat_cache: bool = True,     # share Z-hat between the runs of `out_dir`
+               ) -> dict:
     """Run `config` through the `run` notebook unless it has a record (sharing Z-hat between runs of one
     `out_dir` through its `.zhat-cache` folder unless not `zhat_cache`); a status dict:
     `status` ('done', 'skipped' or 'failed'), `dir`, `notebook` and, for a failure, `error`.
@@ -474,3 +503,4 @@ def execute_run(config: RunConfig, out_dir: str | os.PathLike, *, force: bool = 
             if attempt < retries and _is_kernel_start_error(e): continue
             msg = (f"{type(e).__name__}: {getattr(e, 'evalue', None) or e}").splitlines()[0][:500]
             return dict(status, status='failed', error=msg, notebook=str(_file_failure(d, attempt_nb, before, msg, attempt + 1)))
+

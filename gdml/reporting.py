@@ -10,7 +10,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .protocol import DATASETS, METHODS, METRICS
+from .protocol import DATASETS, METHODS, METRICS, BASELINES
 from .files import atomic_write
 from .config import ConfigError, dataset_slug
 from .records import CLAIM_COLUMNS, FAILURE, NOTEBOOK, MANIFEST, RecordError, load_record, scan_records, read_manifest
@@ -22,7 +22,7 @@ __all__ = ['PAPER_ORDER', 'METHOD_NAMES', 'METRIC_NAMES', 'CLAIM_NAMES', 'DATASE
            'plot_embeddings', 'write_figures']
 
 # %% ../nbs/07b_reporting.ipynb #e1c6ab68
-PAPER_ORDER = ('siamese', 'triplet', 'margin', 'multisim', 'gdml')   # the rows of the paper's tables
+PAPER_ORDER = (*BASELINES, 'gdml')   # the rows of the paper's tables: the baselines, then G-DML
 METHOD_NAMES = {'siamese': 'Siamese', 'triplet': 'Triplet', 'margin': 'Margin', 'multisim': 'MultiSim',
                 'gdml': 'Ours (G-DML)'}
 METRIC_NAMES = {'recall_at_1': 'Recall@1', 'f1': 'F-score', 'nmi': 'NMI', 'r_precision': 'RP', 'map_at_r': 'MAP@R'}
@@ -158,6 +158,8 @@ def summary_frame(records: list[dict], metrics: Iterable[str] = METRICS) -> 'pd.
     cols = ['dataset', 'method', 'metric', 'mean', 'ci95', 'n']
     return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
 
+
+# %% ../nbs/07b_reporting.ipynb #32561281
 def _cell(mean, ci, bold, fmt):
     if mean is None or np.isnan(mean): return '–'
     ci_s = 'n/a' if ci is None or np.isnan(ci) else f"{ci:.2f}"
@@ -180,6 +182,8 @@ def paper_table(summary: 'pd.DataFrame', dataset: str, methods: Iterable[str] = 
         rows[METHOD_NAMES[m]] = row
     return pd.DataFrame.from_dict(rows, orient='index').rename_axis('Model')
 
+
+# %% ../nbs/07b_reporting.ipynb #4bd4a04b
 def claims_table(summary: 'pd.DataFrame', dataset: str, methods: Iterable[str] = METHODS) -> 'pd.DataFrame':
     "The claims measured for `dataset` (`summary_frame(records, CLAIM_COLUMNS)`): a row per method, 'mean ± ci' cells."
     import pandas as pd
@@ -189,6 +193,7 @@ def claims_table(summary: 'pd.DataFrame', dataset: str, methods: Iterable[str] =
                                                       for c in ('mean', 'ci95')), False, ('{m} ± {c}',) * 2) for k in cols}
             for m in PAPER_ORDER if m in set(methods)}
     return pd.DataFrame.from_dict(rows, orient='index').rename_axis('Model')
+
 
 # %% ../nbs/07b_reporting.ipynb #4ca0ca0f
 def table_title(dataset: str) -> str:
@@ -206,7 +211,7 @@ def to_markdown(t: 'pd.DataFrame', title: str = '') -> str:
 
 def to_latex(t: 'pd.DataFrame', title: str = '', label: str = '') -> str:
     "A LaTeX `table` with a `tabular` (booktabs rules) and the title as caption."
-    esc = lambda x: str(x).replace('&', r'\&').replace('%', r'\%').replace('_', r'\_').replace('@', '@')
+    esc = lambda x: str(x).replace('&', r'\&').replace('%', r'\%').replace('_', r'\_')
     lines = [r'\begin{table}[t]', r'\centering', r'\begin{tabular}{l' + 'c' * len(t.columns) + '}', r'\toprule',
              ' & '.join(['Model', *map(esc, t.columns)]) + r' \\', r'\midrule']
     lines += [' & '.join([esc(i), *map(str, r)]) + r' \\' for i, r in zip(t.index, t.values)]

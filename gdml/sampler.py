@@ -6,6 +6,8 @@
 from __future__ import annotations
 import numpy as np
 import torch
+from fastcore.basics import patch
+
 
 # %% auto #0
 __all__ = ['ClassPairTripletSampler']
@@ -44,34 +46,43 @@ class ClassPairTripletSampler:
 
     def __len__(self): return len(self.pairs) * self.batches_per_pair
 
-    def set_epoch(self, epoch: int):
-        "Choose which epoch the next iteration draws (as `DistributedSampler.set_epoch`)."
-        self.epoch = int(epoch)
 
-    def _draw(self, cls: int, n: int, g: torch.Generator) -> torch.Tensor:
-        "Positions (0..count-1) of `n` random members of class position `cls`, with replacement."
-        return torch.randint(int(self.counts[cls]), (n,), generator=g)
+# %% ../nbs/01_sampler.ipynb #49b2e59e
+@patch
+def set_epoch(self: ClassPairTripletSampler, epoch: int):
+    "Choose which epoch the next iteration draws (as `DistributedSampler.set_epoch`)."
+    self.epoch = int(epoch)
 
-    def _anchors_positives(self, cls: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        "Anchor and positive positions in class `cls`, different element by element."
-        count = int(self.counts[cls])
-        if self.reuse and count >= 2 * self.n:   # the authors' draw: 2n distinct members
-            both = torch.randperm(count, generator=g)[:2 * self.n]
-            return both[:self.n], both[self.n:]
-        a = self._draw(cls, self.n, g)
-        # a uniform non-zero shift makes the positive a different member of class k
-        return a, (a + 1 + torch.randint(count - 1, (self.n,), generator=g)) % count
+@patch
+def _draw(self: ClassPairTripletSampler, cls: int, n: int, g: torch.Generator) -> torch.Tensor:
+    "Positions (0..count-1) of `n` random members of class position `cls`, with replacement."
+    return torch.randint(int(self.counts[cls]), (n,), generator=g)
 
-    def __iter__(self):
-        epoch = 0 if self.reuse else self.epoch   # reused triplets: every epoch replays epoch 0's draw
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        self.epoch += 1
-        pairs = self.pairs.repeat(self.batches_per_pair, 1)
-        pairs = pairs[torch.randperm(len(pairs), generator=g)]
-        for ki, li in pairs.tolist():
-            a, p = self._anchors_positives(ki, g)
-            neg = (torch.randperm(int(self.counts[li]), generator=g)[:self.n] if self.reuse and self.counts[li] >= self.n
-                   else self._draw(li, self.n, g))
-            sk, sl = self.starts[ki], self.starts[li]
-            yield (int(self.classes[ki]), int(self.classes[li]),
-                   self.order[sk + a], self.order[sk + p], self.order[sl + neg])
+@patch
+def _anchors_positives(self: ClassPairTripletSampler, cls: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    "Anchor and positive positions in class `cls`, different element by element."
+    count = int(self.counts[cls])
+    if self.reuse and count >= 2 * self.n:   # the authors' draw: 2n distinct members
+        both = torch.randperm(count, generator=g)[:2 * self.n]
+        return both[:self.n], both[self.n:]
+    a = self._draw(cls, self.n, g)
+    # a uniform non-zero shift makes the positive a different member of class k
+    return a, (a + 1 + torch.randint(count - 1, (self.n,), generator=g)) % count
+
+
+# %% ../nbs/01_sampler.ipynb #f879861b
+@patch
+def __iter__(self: ClassPairTripletSampler):
+    epoch = 0 if self.reuse else self.epoch   # reused triplets: every epoch replays epoch 0's draw
+    g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+    self.epoch += 1
+    pairs = self.pairs.repeat(self.batches_per_pair, 1)
+    pairs = pairs[torch.randperm(len(pairs), generator=g)]
+    for ki, li in pairs.tolist():
+        a, p = self._anchors_positives(ki, g)
+        neg = (torch.randperm(int(self.counts[li]), generator=g)[:self.n] if self.reuse and self.counts[li] >= self.n
+               else self._draw(li, self.n, g))
+        sk, sl = self.starts[ki], self.starts[li]
+        yield (int(self.classes[ki]), int(self.classes[li]),
+               self.order[sk + a], self.order[sk + p], self.order[sl + neg])
+

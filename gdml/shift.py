@@ -58,6 +58,8 @@ def _brightness(x, shift):
     new_v = (v + shift).clamp(max=1.0)
     return torch.where(v > 0, x * (new_v / v.clamp(min=1e-12)), new_v.expand_as(x))
 
+
+# %% ../nbs/10_shift.ipynb #5f1f3a3d
 def _rotation(x, degrees):
     return _by_group(x, torch.randint(0, 2, (len(x),)), 2,
                      lambda xb, g: F.rotate(xb, degrees if g else -degrees, interpolation=InterpolationMode.BILINEAR))
@@ -85,6 +87,7 @@ def _pixelate(x, fraction):
     h, w = x.shape[-2:]
     small = F.resize(x, [max(1, round(h * fraction)), max(1, round(w * fraction))], antialias=True)
     return F.resize(small, [h, w], interpolation=InterpolationMode.NEAREST)
+
 
 # %% ../nbs/10_shift.ipynb #3b6e6f28
 class Corruption(NamedTuple):
@@ -190,6 +193,8 @@ def query_subset(y, max_queries: int | None, seed: int = 0) -> np.ndarray:
     strata = y if counts.min() >= 2 and max_queries >= len(counts) else None  # sklearn's conditions for stratifying
     return np.sort(train_test_split(np.arange(len(y)), test_size=int(max_queries), stratify=strata, random_state=seed)[1])
 
+
+# %% ../nbs/10_shift.ipynb #26596c2b
 def shift_curves(embed_fn: Callable, train_emb, y_train, x_test, y_test, *, kinds: Iterable[str] | None = None,
                  severities: Iterable[int] = SEVERITIES, seed: int = 0, max_queries: int | None = None,
                  ranking: str = 'exact', progress: bool = False) -> pd.DataFrame:
@@ -216,6 +221,7 @@ def shift_curves(embed_fn: Callable, train_emb, y_train, x_test, y_test, *, kind
         rows += [dict(kind=k, severity=s, metric=m, value=got[m], clean=clean[m], drop_from_clean=clean[m] - got[m],
                       n_queries=len(y_test)) for m in SHIFT_METRICS]
     return pd.DataFrame(rows, columns=['kind', 'severity', 'metric', 'value', 'clean', 'drop_from_clean', 'n_queries'])
+
 
 # %% ../nbs/10_shift.ipynb #a394df87
 def _class_labels(dataset: GDMLDataset, classes) -> list[int]:
@@ -267,6 +273,8 @@ def match_images(images, shape) -> torch.Tensor:
     if x.shape[1] != c: x = F.rgb_to_grayscale(x) if c == 1 else x.repeat(1, 3, 1, 1)
     return F.resize(x, [h, w], antialias=True) if tuple(x.shape[-2:]) != (h, w) else x
 
+
+# %% ../nbs/10_shift.ipynb #c46fcac3
 def ood_images(dataset: str, shape, n: int = CLAIM_QUERIES, seed: int = 0, root=None) -> tuple[str | None, torch.Tensor | None, str]:
     """(partner, images, note): `n` test images (stratified) of `dataset`'s OOD partner as `shape`; images None
     and a one-line note when there is no partner or its files cannot be loaded (never downloads)."""
@@ -278,6 +286,8 @@ def ood_images(dataset: str, shape, n: int = CLAIM_QUERIES, seed: int = 0, root=
     keep = query_subset(other.y_test.numpy(), n, seed)
     return partner, match_images(other.x_test[keep], shape), ''
 
+
+# %% ../nbs/10_shift.ipynb #6f60a10f
 def _shift_summary(curves: pd.DataFrame) -> dict:
     r1 = curves[curves.metric == 'recall_at_1']
     rows = curves.pivot_table(index=['kind', 'severity'], columns='metric', values='value').reset_index()
@@ -306,3 +316,4 @@ def measure_claims(embed_fn: Callable, train_emb, y_train, test_emb, y_test, x_t
         summary.update(ood_auroc=o['auroc'], ood_fpr95=o['fpr_at_95_tpr'])
     out['summary'] = summary
     return out
+

@@ -91,6 +91,8 @@ def make_cluster(kind: str = 'local', *, workers: int | None = None, runs_per_gp
     if kind == 'slurm': return slurm_cluster(slurm_jobs, runs_per_gpu=runs_per_gpu, **(slurm_options or {}))
     raise ValueError(f"cluster {kind!r} is not one of: local, slurm")
 
+
+# %% ../nbs/08_sweep.ipynb #6aa07eaf
 def _check_options(cluster: str, workers, runs_per_gpu, slurm_jobs):
     "ConfigError for a bad cluster option."
     if cluster not in ('local', 'slurm'): raise ConfigError(f"cluster {cluster!r} is not one of: local, slurm")
@@ -102,6 +104,8 @@ def _status_row(c: RunConfig, out_dir, status: str, **kw) -> dict:
     return dict(dataset=dataset_slug(c.dataset), method=c.method, seed=c.seed, hash=config_hash(c),
                 status=status, dir=str(run_dir(c, out_dir)), **kw)
 
+
+# %% ../nbs/08_sweep.ipynb #fe529977
 def run_sweep(configs: list[RunConfig], out_dir: str | os.PathLike, *, force: bool = False,
               scheduler: str | None = None, cluster: str = 'local', workers: int | None = None,
               runs_per_gpu: int = 1, gpus: Iterable[int] | None = None, slurm_jobs: int = 1,
@@ -151,3 +155,4 @@ def run_sweep(configs: list[RunConfig], out_dir: str | os.PathLike, *, force: bo
             if own_cluster is not None: own_cluster.close()
     cols = ['dataset', 'method', 'seed', 'hash', 'status', 'dir', 'notebook', 'error']
     return pd.DataFrame(rows).reindex(columns=cols)
+
