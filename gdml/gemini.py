@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from .protocol import DEFAULTS
-from .data import channel_stats
-from .engine import get_device, seed_everything, to_model_input, make_sgd, train_epochs, check_labels, embed
+from .engine import (get_device, seed_everything, to_model_input, make_sgd, train_epochs, check_labels, embed,
+                         on_device)
 from .sampler import ClassPairTripletSampler
 from .losses import gemini_loss, constraint_loss
 
@@ -161,11 +161,9 @@ def fit_gemini(x,                       # train images (N, C, H, W) uint8, or fe
     g = seed_everything(seed)
     x = torch.as_tensor(x)
     if len(x) != len(y): raise ValueError(f"x has {len(x)} samples but y has {len(y)} labels")
-    if mean is None and not raw_pixels: mean, std = channel_stats(x)
     constraints = _checked_constraints(constraints, c, embedding_dim)
-    model = Gemini(c, tuple(x.shape[1:]), embedding_dim, stream, width, hidden).to(device)   # lines 2-3
-    if device.type == 'cuda' and x.ndim == 4: model = model.to(memory_format=torch.channels_last)
-    xd, mean_d, std_d = x.to(device), *(t.to(device) if t is not None else None for t in (mean, std))
+    model, xd, mean_d, std_d = on_device(Gemini(c, tuple(x.shape[1:]), embedding_dim, stream, width, hidden),  # lines 2-3
+                                         x, mean, std, raw_pixels, device)
     sampler = ClassPairTripletSampler(y, triplets_per_batch, seed=int(g.initial_seed()),        # line 1
                                       batches_per_pair=batches_per_pair, reuse=reuse_triplets)
     opt = make_sgd(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, device=device)
@@ -175,7 +173,7 @@ def fit_gemini(x,                       # train images (N, C, H, W) uint8, or fe
         return iter(sampler)
     model.history = train_epochs(model, opt, epochs, batches, step, clip=clip, clip_mode=clip_mode,  # lines 4, 12
                                  device=device, progress=progress, desc='GEMINI')
-    z_hat = embed(model, x, classes=y, mean=mean, std=std, raw_pixels=raw_pixels,                # line 13
+    z_hat = embed(model, x, classes=y, mean=mean_d, std=std_d, raw_pixels=raw_pixels,            # line 13
                   bn_train_mode=bn_train_mode, batch_size=2048, device=device)
     return model, z_hat
 
