@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy import stats
+from scipy.spatial import cKDTree
 from sklearn.cluster import KMeans
 from sklearn.metrics import accuracy_score, f1_score, normalized_mutual_info_score, recall_score
 from sklearn.neighbors import KNeighborsClassifier
@@ -22,9 +23,9 @@ from .protocol import METRICS
 from .engine import check_labels
 
 # %% auto #0
-__all__ = ['EXTRA_METRICS', 'RANKINGS', 'LOO_METRICS', 'check_embeddings', 'nn_predictions', 'ranking_metrics',
-           'pml_ranking_metrics', 'kmeans_clusters', 'evaluate', 'brute_force_metrics', 'summarise', 'knn_distance',
-           'ood_auroc', 'compactness', 'leave_one_out_metrics']
+__all__ = ['EXTRA_METRICS', 'RANKINGS', 'LOO_METRICS', 'check_embeddings', 'RetrievalIndex', 'ranking_metrics',
+           'pml_ranking_metrics', 'nn_predictions', 'kmeans_clusters', 'evaluate', 'brute_force_metrics', 'summarise',
+           'knn_distance', 'ood_auroc', 'silhouette', 'compactness', 'leave_one_out_metrics']
 
 # %% ../nbs/06_metrics.ipynb #1e91db0f
 # METRICS, the paper's five, come from gdml.protocol
@@ -52,12 +53,6 @@ def check_embeddings(emb, labels, name: str = 'emb') -> tuple[np.ndarray, np.nda
     if labels.ndim != 1 or len(labels) != len(emb):
         raise ValueError(f"{name} labels must be 1-D with {len(emb)} entries (one per row of {name}), got shape {labels.shape}")
     return emb, labels
-
-# %% ../nbs/06_metrics.ipynb #2d8b6805
-def nn_predictions(train_emb: np.ndarray, train_labels: np.ndarray, test_emb: np.ndarray) -> np.ndarray:
-    "Labels of the nearest train embedding of each test embedding (Euclidean; ties go to the lowest train index)."
-    knn = KNeighborsClassifier(n_neighbors=1, algorithm='brute').fit(train_emb, train_labels)
-    return knn.predict(test_emb)
 
 # %% ../nbs/06_metrics.ipynb #0fd0c359
 def _sq_dists(q: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -97,23 +92,103 @@ def _ranking_chunk(test_emb, q, train_emb, is_c, r):
 
 
 # %% ../nbs/06_metrics.ipynb #81c19b0b
+_PAD = np.iinfo(np.uint64).max
+_NO_LAST_BIT = np.uint64(_PAD - 1)
+
+def _threads() -> int: return min(4, os.cpu_count() or 1)
+
+def _threshold(q: np.ndarray, sample: np.ndarray, k: int) -> np.ndarray:
+    "Per query, the squared distance of its `k`-th nearest row of `sample` (0-based `k`)."
+    return np.partition(_sq_dists(q, sample), k, axis=1)[:, k]
+
+def _packed_ranking(d: np.ndarray, mask: np.ndarray, counts: np.ndarray, is_rel: np.ndarray, r: int) -> np.ndarray:
+    "Rows of keys sorted ascending: each candidate distance's float64 bits with its relevance in the last bit."
+    rows, cols = np.nonzero(mask)
+    keys = (d[rows, cols].view(np.uint64) & _NO_LAST_BIT) | is_rel[cols]
+    packed = np.full((len(d), max(int(counts.max()), r)), _PAD, np.uint64)
+    packed[rows, np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts)] = keys
+    packed.sort(axis=1)
+    return packed
+
+def _fast_chunk(q, ref, ref_x, rel_bits, r, sample, k_sample, exact_rows):
+    """Per-query (R-Precision, MAP@R) of queries `q` (one class, sorted by first coordinate) against `ref`
+    (sorted by first coordinate); rows it cannot settle exactly are recomputed by `exact_rows(row indices)`."""
+    if r < len(ref):
+        t = _threshold(q, sample, k_sample)               # beyond the r-th nearest, almost always
+        rho = np.sqrt(t)
+        lo = np.searchsorted(ref_x, (q[:, 0] - rho).min(), 'left')
+        hi = np.searchsorted(ref_x, (q[:, 0] + rho).max(), 'right')
+    else: t, lo, hi = np.full(len(q), np.inf), 0, len(ref)
+    d = _sq_dists(q, ref[lo:hi])                          # every reference within t lies in this band
+    mask = d <= t[:, None]
+    counts = mask.sum(1)
+    packed = _packed_ranking(d, mask, counts, rel_bits[lo:hi], r)
+    rel = (packed[:, :r] & np.uint64(1)).astype(bool)
+    hits = np.cumsum(rel, axis=1)
+    rp, ap = hits[:, -1] / r, (rel * hits / np.arange(1, r + 1, dtype=np.float64)).sum(1) / r
+    dist = packed[:, :r + 1] >> np.uint64(1)              # distances without the relevance bit
+    tied = (dist[:, 1:] == dist[:, :-1]).any(1)           # equal distances (among the r, or at the r-th place)
+    redo = np.flatnonzero((counts < r) | tied)            # too few candidates, or ties: the exact rule
+    if len(redo): rp[redo], ap[redo] = exact_rows(redo)
+    return rp, ap
+
+class RetrievalIndex:
+    """The train (reference) side of retrieval, prepared once for many query sets: its embeddings sorted by first
+    coordinate with a random eighth of them (`ranking`), and a k-d tree (`predict`). The claims query one model's
+    train embeddings with 40 corrupted test sets; each builds nothing again."""
+    def __init__(self, train_emb, train_labels, *, seed: int = 0):
+        self.emb, self.labels = np.asarray(train_emb, np.float64), np.asarray(train_labels)
+        self.order = np.argsort(self.emb[:, 0], kind='stable')
+        self.ref = self.emb[self.order]
+        self.ref_x = np.ascontiguousarray(self.ref[:, 0])
+        n = len(self.ref)
+        self.sample = self.ref[np.sort(np.random.default_rng(seed).choice(n, max(1, n // 8), replace=False))]
+        self.classes, self.counts = np.unique(self.labels, return_counts=True)
+        self._tree = None
+
+    def predict(self, test_emb) -> np.ndarray:
+        "Labels of the nearest train embedding of each row of `test_emb` (ties go to the lowest train index)."
+        test_emb = np.asarray(test_emb, np.float64)
+        if len(self.emb) < 2: return np.repeat(self.labels[:1], len(test_emb))
+        if self._tree is None: self._tree = cKDTree(self.emb)
+        # the k-d tree finds the two nearest exactly; where they tie, the lowest index wins (an argmin over the row)
+        dist, idx = self._tree.query(test_emb, k=2, workers=_threads())
+        nearest = idx[:, 0].copy()
+        for i in np.flatnonzero(dist[:, 1] <= dist[:, 0]):
+            nearest[i] = np.argmin(_sq_dists(test_emb[i:i + 1], self.emb)[0])
+        return self.labels[nearest]
+
+    def _jobs(self, test_emb, q_idx, c, r: int, rows: int) -> list:
+        "Jobs for the queries `q_idx` of class `c` (R = `r`): chunks of `rows` neighbouring queries."
+        q_idx = q_idx[np.argsort(test_emb[q_idx, 0], kind='stable')]   # neighbours share a band
+        expect = r * len(self.sample) / len(self.ref)
+        k_sample = min(len(self.sample) - 1, int(math.ceil(expect + 4 * math.sqrt(expect) + 2)))
+        is_c = self.labels == c
+        rel_bits = is_c[self.order].astype(np.uint64)
+        def job(chunk):
+            exact = lambda redo: _ranking_chunk(test_emb, chunk[redo], self.emb, is_c, r)
+            return _fast_chunk(test_emb[chunk], self.ref, self.ref_x, rel_bits, r, self.sample, k_sample, exact)
+        return [lambda c=q_idx[s:s + rows]: job(c) for s in range(0, len(q_idx), rows)]
+
+    def ranking(self, test_emb, test_labels, *, rows: int = 64, workers: int | None = None) -> tuple[float, float]:
+        "(R-Precision, MAP@R) as fractions of the queries `test_emb`; see `ranking_metrics`."
+        test_emb, test_labels = np.asarray(test_emb, np.float64), np.asarray(test_labels)
+        jobs = []
+        for c, r in zip(self.classes, self.counts):
+            q_idx = np.flatnonzero(test_labels == c)
+            if len(q_idx): jobs += self._jobs(test_emb, q_idx, c, int(r), rows)
+        if not jobs: return math.nan, math.nan  # no test class occurs in train
+        with ThreadPoolExecutor(workers or _threads()) as pool: parts = list(pool.map(lambda job: job(), jobs))
+        return tuple(float(np.concatenate([p[i] for p in parts]).mean()) for i in (0, 1))
+
 def ranking_metrics(train_emb: np.ndarray, train_labels: np.ndarray, test_emb: np.ndarray,
-                    test_labels: np.ndarray, *, chunk_elems: int = 2**23, workers: int | None = None) -> tuple[float, float]:
+                    test_labels: np.ndarray, *, rows: int = 64, workers: int | None = None) -> tuple[float, float]:
     """(R-Precision, MAP@R) as fractions, test as query and train as reference; exact, ties by lowest train index.
 
-    Work is split in chunks of about `chunk_elems` distances, run on `workers` threads (default: up
-    to 4, at most the CPU count); numpy releases the GIL in the heavy parts."""
-    classes, counts = np.unique(train_labels, return_counts=True)
-    rows = max(1, chunk_elems // len(train_emb))  # queries per chunk: bounds memory to ~chunk_elems floats
-    jobs = []
-    for c, r in zip(classes, counts):
-        q_idx, is_c = np.flatnonzero(test_labels == c), train_labels == c
-        jobs += [(q_idx[s:s + rows], is_c, int(r)) for s in range(0, len(q_idx), rows)]
-    if not jobs: return math.nan, math.nan  # no test class occurs in train
-    workers = workers or min(4, os.cpu_count() or 1)
-    with ThreadPoolExecutor(workers) as pool:
-        parts = list(pool.map(lambda job: _ranking_chunk(test_emb, job[0], train_emb, *job[1:]), jobs))
-    return float(np.concatenate([p[0] for p in parts]).mean()), float(np.concatenate([p[1] for p in parts]).mean())
+    Queries go in chunks of `rows` of one class on `workers` threads (default: up to 4, at most the CPU count);
+    numpy releases the GIL in the heavy parts. For many query sets against one train set, build a
+    `RetrievalIndex` once and call its `ranking`."""
+    return RetrievalIndex(train_emb, train_labels).ranking(test_emb, test_labels, rows=rows, workers=workers)
 
 
 # %% ../nbs/06_metrics.ipynb #d3b26b5c
@@ -138,6 +213,11 @@ def pml_ranking_metrics(train_emb: np.ndarray, train_labels: np.ndarray, test_em
             n += len(b)
     return (float(sums[0] / n), float(sums[1] / n)) if n else (math.nan, math.nan)
 
+# %% ../nbs/06_metrics.ipynb #2d8b6805
+def nn_predictions(train_emb: np.ndarray, train_labels: np.ndarray, test_emb: np.ndarray) -> np.ndarray:
+    "Labels of the nearest train embedding of each test embedding (Euclidean; ties go to the lowest train index)."
+    return RetrievalIndex(train_emb, train_labels).predict(test_emb)
+
 # %% ../nbs/06_metrics.ipynb #5277d44d
 def kmeans_clusters(emb: np.ndarray, n_clusters: int, seed: int = 0) -> np.ndarray:
     "Cluster ids of sklearn `KMeans(n_clusters, n_init=10, random_state=seed)` fitted on every row of `emb`."
@@ -152,7 +232,7 @@ def evaluate(train_emb,     # reference embeddings (N, D): the train set
              test_emb,      # query embeddings (M, D): the test set
              test_labels,   # their integer labels (M,)
              *, seed: int = 0,     # seeds k-means for NMI
-             ranking: str = 'pml', # R-Precision / MAP@R by PML ('pml') or gdml's exact routine ('exact')
+             ranking: str = 'exact', # R-Precision / MAP@R by gdml's exact routine ('exact') or PML ('pml')
             ) -> dict[str, float]:
     """The paper's metrics of one model, in percent: `{'recall_at_1', 'f1', 'nmi', 'r_precision', 'map_at_r'}`,
     and the authors' macro recall `recall_macro`.
@@ -160,17 +240,18 @@ def evaluate(train_emb,     # reference embeddings (N, D): the train set
     Test embeddings are the queries and train embeddings the references (1-NN, R-Precision, MAP@R);
     NMI clusters the test embeddings with `kmeans_clusters(..., seed=seed)`. Accepts numpy arrays
     or torch tensors. 1-NN ties go to the lowest train index. `ranking` picks R-Precision/MAP@R:
-    'pml' (PML's AccuracyCalculator on faiss, float32) or 'exact' (`ranking_metrics`: float64,
-    ties by lowest train index, faster)."""
+    'exact' (`ranking_metrics`: float64, ties by lowest train index, fast) or 'pml' (PML's
+    AccuracyCalculator on faiss, float32; the reference it is checked against)."""
     train_labels, test_labels = check_labels(train_labels, test_labels, names=('train_labels', 'test_labels'))
     if ranking not in RANKINGS: raise ValueError(f"ranking={ranking!r} is not one of {RANKINGS}")
     train_emb, train_labels = check_embeddings(train_emb, train_labels, 'train_emb')
     test_emb, test_labels = check_embeddings(test_emb, test_labels, 'test_emb')
     if train_emb.shape[1] != test_emb.shape[1]:
         raise ValueError(f"test_emb has dim {test_emb.shape[1]} but train_emb has dim {train_emb.shape[1]}; they must match")
-    pred = nn_predictions(train_emb, train_labels, test_emb)
-    rank_fn = pml_ranking_metrics if ranking == 'pml' else ranking_metrics
-    rp, map_r = rank_fn(train_emb, train_labels, test_emb, test_labels)
+    index = RetrievalIndex(train_emb, train_labels)
+    pred = index.predict(test_emb)
+    if ranking == 'pml': rp, map_r = pml_ranking_metrics(train_emb, train_labels, test_emb, test_labels)
+    else: rp, map_r = index.ranking(test_emb, test_labels)
     clusters = kmeans_clusters(test_emb, len(np.unique(test_labels)), seed)
     out = dict(recall_at_1=accuracy_score(test_labels, pred),
                f1=f1_score(test_labels, pred, average='macro', zero_division=0),
@@ -274,6 +355,25 @@ def ood_auroc(train_emb, id_emb, ood_emb, k: int = 1) -> dict[str, float]:
                 fpr_at_95_tpr=100.0 * float(fpr[np.searchsorted(tpr, 0.95, side='left')]))
 
 # %% ../nbs/06_metrics.ipynb #5b7c0eaf
+def silhouette(emb: np.ndarray, labels: np.ndarray, *, chunk_elems: int = 2**22) -> float:
+    """sklearn's `silhouette_score` (Euclidean, every point), computed in row chunks: each chunk's distances to
+    every point are summed per class by one matrix product, never the (n, n) matrix. For 10k 2-D points
+    sklearn's own routine took seconds (a float64 Gram matrix and its copies); this takes a fraction."""
+    emb = np.asarray(emb, np.float64)
+    classes, inverse = np.unique(labels, return_inverse=True)
+    onehot = np.zeros((len(emb), len(classes))); onehot[np.arange(len(emb)), inverse] = 1.0
+    sizes = onehot.sum(0)
+    rows, scores = max(1, chunk_elems // len(emb)), np.empty(len(emb))
+    for s in range(0, len(emb), rows):
+        own = inverse[s:s + rows]
+        sums = np.sqrt(_sq_dists(emb[s:s + rows], emb)) @ onehot       # (chunk, classes): distance sums per class
+        a = sums[np.arange(len(own)), own] / np.maximum(sizes[own] - 1, 1)
+        sums[np.arange(len(own)), own] = np.inf
+        b = (sums / sizes).min(1)
+        with np.errstate(invalid='ignore', divide='ignore'):
+            scores[s:s + rows] = np.where(sizes[own] > 1, np.nan_to_num((b - a) / np.maximum(a, b)), 0.0)
+    return float(scores.mean())
+
 def compactness(emb, labels, *, max_samples: int = 10_000, seed: int = 0) -> dict[str, float]:
     """`{'silhouette', 'intra_inter_ratio'}` of embeddings grouped by label (not percentages).
 
@@ -287,8 +387,9 @@ def compactness(emb, labels, *, max_samples: int = 10_000, seed: int = 0) -> dic
         raise ValueError(f"compactness needs between 2 and n_samples - 1 = {len(emb) - 1} classes, got {len(classes)}")
     if max_samples < len(classes) + 1:
         raise ValueError(f"max_samples={max_samples} must exceed the number of classes ({len(classes)})")
-    sample = max_samples if len(emb) > max_samples else None
-    sil = silhouette_score(emb, labels, sample_size=sample, random_state=seed)
+    # sklearn's subsample for silhouette_score(sample_size=max_samples, random_state=seed), then every point of it
+    keep = np.random.RandomState(seed).permutation(len(emb))[:max_samples] if len(emb) > max_samples else slice(None)
+    sil = silhouette(emb[keep], labels[keep])
     centroids = np.stack([emb[inverse == i].mean(0) for i in range(len(classes))])
     intra = np.array([np.linalg.norm(emb[inverse == i] - centroids[i], axis=1).mean() for i in range(len(classes))])
     between = cdist(centroids, centroids)

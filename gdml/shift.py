@@ -15,7 +15,7 @@ from torchvision.transforms.v2 import InterpolationMode
 
 from .data import GDMLDataset, check_dataset, load_dataset
 from .data import channel_stats
-from .metrics import (RANKINGS, check_embeddings, nn_predictions, pml_ranking_metrics, ranking_metrics, ood_auroc,
+from .metrics import (RANKINGS, RetrievalIndex, check_embeddings, nn_predictions, pml_ranking_metrics, ranking_metrics, ood_auroc,
                           compactness)
 
 # %% auto #0
@@ -172,13 +172,14 @@ def plot_corruptions(images, index: int = 0, *, kinds: Sequence[str] | None = No
 # %% ../nbs/10_shift.ipynb #7dc7bfef
 SHIFT_METRICS = ('recall_at_1', 'map_at_r')
 
-def _retrieval(train_emb, y_train, q_emb, y_q, ranking: str) -> dict[str, float]:
-    "Recall@1 and MAP@R (percent) of queries `q_emb` against the reference `train_emb`."
+def _retrieval(index: RetrievalIndex, q_emb, y_q, ranking: str) -> dict[str, float]:
+    "Recall@1 and MAP@R (percent) of queries `q_emb` against the train embeddings of `index`."
     q_emb, y_q = check_embeddings(q_emb, y_q, 'embed_fn(x_test)')
-    if q_emb.shape[1] != train_emb.shape[1]:
-        raise ValueError(f"embed_fn gives dim {q_emb.shape[1]} but train_emb has dim {train_emb.shape[1]}; they must match")
-    pred = nn_predictions(train_emb, y_train, q_emb)
-    _, map_r = (pml_ranking_metrics if ranking == 'pml' else ranking_metrics)(train_emb, y_train, q_emb, y_q)
+    if q_emb.shape[1] != index.emb.shape[1]:
+        raise ValueError(f"embed_fn gives dim {q_emb.shape[1]} but train_emb has dim {index.emb.shape[1]}; they must match")
+    pred = index.predict(q_emb)
+    if ranking == 'pml': _, map_r = pml_ranking_metrics(index.emb, index.labels, q_emb, y_q)
+    else: _, map_r = index.ranking(q_emb, y_q)
     return dict(recall_at_1=100.0 * float(np.mean(pred == y_q)), map_at_r=100.0 * map_r)
 
 def query_subset(y, max_queries: int | None, seed: int = 0) -> np.ndarray:
@@ -214,10 +215,11 @@ def shift_curves(embed_fn: Callable, train_emb, y_train, x_test, y_test, *, kind
     y_test = check_embeddings(np.zeros((len(x_test), 1)), y_test, 'x_test')[1]
     keep = query_subset(y_test, max_queries, seed)
     if len(keep) < len(y_test): x_test, y_test = x_test[keep], y_test[keep]
-    clean = _retrieval(train_emb, y_train, embed_fn(x_test), y_test, ranking)
+    index = RetrievalIndex(train_emb, y_train)   # built once for the 1 + kinds x severities query sets
+    clean = _retrieval(index, embed_fn(x_test), y_test, ranking)
     rows = []
     for k, s in tqdm([(k, s) for k in kinds for s in severities], desc='shift curves', disable=not progress):
-        got = _retrieval(train_emb, y_train, embed_fn(corrupt(x_test, k, s, seed)), y_test, ranking)
+        got = _retrieval(index, embed_fn(corrupt(x_test, k, s, seed)), y_test, ranking)
         rows += [dict(kind=k, severity=s, metric=m, value=got[m], clean=clean[m], drop_from_clean=clean[m] - got[m],
                       n_queries=len(y_test)) for m in SHIFT_METRICS]
     return pd.DataFrame(rows, columns=['kind', 'severity', 'metric', 'value', 'clean', 'drop_from_clean', 'n_queries'])

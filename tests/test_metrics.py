@@ -114,7 +114,10 @@ def test_high_dimensional_embeddings_match_brute_force(ranking):
 def test_chunking_does_not_change_ranking_metrics():
     tr, ytr, te, yte = grid_data(3, n_train=400, n_test=200, n_classes=4, side=6)
     tr, te = tr.astype(float), te.astype(float)
-    assert ranking_metrics(tr, ytr, te, yte, chunk_elems=1, workers=3) == ranking_metrics(tr, ytr, te, yte, workers=1)
+    assert ranking_metrics(tr, ytr, te, yte, rows=1, workers=3) == ranking_metrics(tr, ytr, te, yte, workers=1)
+    # the same on tie-free data, where the fast path (no exact fallback) settles every query
+    tr, ytr, te, yte = blob_data(0)
+    assert ranking_metrics(tr, ytr, te, yte, rows=3, workers=3) == ranking_metrics(tr, ytr, te, yte, rows=500, workers=1)
 
 
 @pytest.mark.parametrize('ranking', RANKINGS)
