@@ -107,7 +107,9 @@ def folder_lock(folder: str | os.PathLike, # the folder to write alone
                 what: str = 'folder'):     # how the message names it
     "Hold the exclusive lock of `folder` for the `with` block; `FolderBusy` at once when another process holds it."
     import fcntl
-    lock = lock_path(folder); lock.parent.mkdir(parents=True, exist_ok=True)
+    lock = lock_path(folder)
+    made = [p for p in (lock.parent, *lock.parent.parents) if not p.exists()]   # removed again if left empty
+    lock.parent.mkdir(parents=True, exist_ok=True)
     while True:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & file_mode())
         try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -124,4 +126,7 @@ def folder_lock(folder: str | os.PathLike, # the folder to write alone
         yield lock
     finally:
         lock.unlink(missing_ok=True); os.close(fd)
+        for p in made:   # a run that failed before writing anything leaves no empty folders behind
+            try: p.rmdir()
+            except OSError: break
 
