@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_cli.ipynb #5c148138
 from __future__ import annotations
-import argparse, ast, dataclasses, sys, time
+import argparse, ast, dataclasses, os, sys, time
 from pathlib import Path
 
 from .protocol import CHOICES, METHODS, DATASETS, PROFILES
@@ -48,6 +48,12 @@ def _count(s: str) -> int:
     except ValueError: raise argparse.ArgumentTypeError(f"invalid int value: {s!r}") from None
     if n < 1: raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
     return n
+
+def _where(s: str):
+    "An argparse type: KEY=VALUE, the value kept as text (compared with the records' configuration as text)."
+    if '=' not in s: raise argparse.ArgumentTypeError(f"{s!r} is not KEY=VALUE")
+    k, v = s.split('=', 1)
+    return k.strip(), v
 
 def _key_value(s: str):
     if '=' not in s: raise argparse.ArgumentTypeError(f"{s!r} is not KEY=VALUE")
@@ -119,6 +125,8 @@ def build_parser() -> GdmlParser:
         t.add_argument('--methods', nargs='+', default=list(METHODS), choices=METHODS, metavar='METHOD',
                        help=f"methods, of: {', '.join(METHODS)} (default: all)")
         t.add_argument('--profile', default=None, choices=tuple(PROFILES), help='only records of this profile')
+        t.add_argument('--where', type=_where, action='append', default=[], metavar='KEY=VALUE',
+                       help='only records whose configuration has this value, e.g. --where epochs=20 --where seen_classes= (repeatable)')
         if name == 'figures': t.add_argument('--seed', type=int, default=None, help='seed to show (default: the smallest)')
     e = sub.add_parser('embed', help="embed a folder of images with a trained run; their nearest train images (CSV)",
                        description="Embed every image file of --images with the run's saved network and write one CSV row per "
@@ -199,7 +207,8 @@ def cmd_tables(args) -> int:
     from gdml.config import check_out_dir
     from gdml.reporting import write_tables
     check_out_dir(args.out or Path(args.runs)/'tables', '--out')
-    res = write_tables(args.runs, args.out, datasets=args.datasets, methods=args.methods, profile=args.profile)
+    res = write_tables(args.runs, args.out, datasets=args.datasets, methods=args.methods, profile=args.profile,
+                       where=dict(args.where))
     for p in res['paths']:
         if p.suffix == '.md': print(p.read_text())
     _print_holes(res['missing'])
@@ -224,7 +233,7 @@ def cmd_figures(args) -> int:
     from gdml.reporting import write_figures
     check_out_dir(args.out or Path(args.runs)/'figures', '--out')
     res = write_figures(args.runs, args.out, datasets=args.datasets, methods=args.methods, seed=args.seed,
-                        profile=args.profile)
+                        profile=args.profile, where=dict(args.where))
     _print_holes(res['missing'])
     print('written:', *map(str, res['paths']), sep='\n  ')
     return 0
@@ -253,13 +262,24 @@ def cmd_demo(args) -> int:
 
 
 # %% ../nbs/09_cli.ipynb #4d531d65
+def _embed_out(text: str) -> Path:
+    "The CSV path of `gdml embed --out`: not empty, not a folder, not inside a run's folder (it would spoil the record)."
+    from gdml.config import check_out_dir
+    from gdml.records import RESULT
+    if not text.strip(): raise ConfigError("--out is empty; give the CSV file to write, e.g. --out new.csv")
+    out = Path(text)
+    if out.is_dir(): raise ConfigError(f"--out {text!r} is a folder; give the CSV file to write in it, e.g. {out/'embeddings.csv'}")
+    run = next((p for p in Path(os.path.realpath(out)).parents if (p/RESULT).exists()), None)
+    if run is not None: raise ConfigError(f"--out {text!r} is inside the run folder {run}: write the CSV elsewhere")
+    check_out_dir(out.parent if str(out.parent) else Path('.'), '--out folder')
+    return out
+
 def cmd_embed(args) -> int:
     "`gdml embed`: a folder of images through a trained run; writes the CSV (atomically) and prints its path."
     from gdml.files import atomic_write
     from gdml.config import check_out_dir
     from gdml.inference import load_embedder, read_images, retrieval_frame
-    out = Path(args.out)
-    check_out_dir(out.parent if str(out.parent) else Path('.'), '--out folder')
+    out = _embed_out(args.out)
     _check_device(args.device)
     emb = load_embedder(args.run, device=args.device)
     files, x = read_images(args.images, emb.image_shape, resize=args.resize)
@@ -277,8 +297,9 @@ COMMANDS = dict(run=cmd_run, sweep=cmd_sweep, tables=cmd_tables, figures=cmd_fig
 def _user_error(e: BaseException) -> bool:
     "Errors of the user's input, shown as one line: a bad value, bad data, a broken record, a missing file or extra."
     from gdml.records import RecordError
+    from gdml.files import FolderBusy
     data = sys.modules.get('gdml.data')   # DataError exists once the data were touched; importing it costs torch
-    return isinstance(e, (ConfigError, RecordError, FileNotFoundError, ImportError)) or \
+    return isinstance(e, (ConfigError, RecordError, FolderBusy, FileNotFoundError, ImportError)) or \
         (data is not None and isinstance(e, data.DataError))
 
 def main(argv: list[str] | None = None) -> int:

@@ -90,7 +90,7 @@ def _check_values(values: dict):
 def seen_class_list(text: str) -> list[int]:
     "The labels of a `seen_classes` value ('0,1,2' -> [0, 1, 2]; '' -> []); ConfigError unless distinct labels >= 0."
     parts = [t.strip() for t in str(text).split(',')] if str(text).strip() else []
-    if not all(t.isdigit() for t in parts) or len(set(map(int, parts))) != len(parts):
+    if not all(t.isascii() and t.isdigit() for t in parts) or len(set(map(int, parts))) != len(parts):
         raise ConfigError(f"seen_classes must be distinct labels >= 0 separated by commas (e.g. 0,1,2,3,4) or empty, got {text!r}")
     return sorted(map(int, parts))
 
@@ -129,7 +129,21 @@ def check_config(config: RunConfig) -> RunConfig:
         raise ConfigError(f"miner {config.miner!r} applies to the baselines only; G-DML takes miner 'none'")
     if config.constraints != 'none' and config.method != 'gdml':
         raise ConfigError(f"constraints {config.constraints!r} (Eq. 6) applies to gdml only; baselines take constraints 'none'")
+    if config.seen_classes: _check_seen_classes(config)
     return config
+
+def _class_count(dataset: str) -> int:
+    "Classes of a named dataset (10 each) or of an ImageFolder (its train/<class> folders)."
+    if dataset in DATASETS: return 10
+    return sum(1 for e in os.scandir(Path(dataset)/'train') if e.is_dir() and not e.name.startswith('.'))
+
+def _check_seen_classes(config: RunConfig):
+    "ConfigError unless the seen classes are labels of the dataset leaving 2 seen and 2 unseen (the class-disjoint evaluation)."
+    seen, n = seen_class_list(config.seen_classes), _class_count(config.dataset)
+    if max(seen) >= n: raise ConfigError(f"seen_classes {config.seen_classes!r}: labels must be 0..{n - 1} ({n} classes), got {max(seen)}")
+    if len(seen) < 2 or n - len(seen) < 2:
+        raise ConfigError(f"seen_classes {config.seen_classes!r}: must leave at least 2 seen and 2 unseen of the {n} classes")
+
 
 # %% ../nbs/07_config.ipynb #58f7157a
 def config_dict(config: RunConfig) -> dict:

@@ -4,34 +4,129 @@
 
 # %% ../nbs/00_files.ipynb #4d7a26ca
 from __future__ import annotations
-import os, tempfile
+import contextlib, errno, json, os, shutil, socket, stat, sys, tempfile, uuid
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['file_mode', 'atomic_write']
+__all__ = ['file_mode', 'atomic_write', 'folder_mode', 'stage_folder', 'swap_folder', 'FolderBusy', 'lock_path', 'folder_lock']
 
 # %% ../nbs/00_files.ipynb #07df0855
-def file_mode() -> int:
-    "The permission bits `open()` gives a new file: 0o666 less the process umask."
+def _umask() -> int:
     try:   # Linux: read it, without touching it
         with open('/proc/self/status') as f:
             for line in f:
-                if line.startswith('Umask:'): return 0o666 & ~int(line.split()[1], 8)
+                if line.startswith('Umask:'): return int(line.split()[1], 8)
     except (OSError, ValueError): pass
     mask = os.umask(0o022); os.umask(mask)   # elsewhere: set it and put it back at once
-    return 0o666 & ~mask
+    return mask
 
-def atomic_write(path: str | os.PathLike, # the file to write (its folder is created)
+def file_mode() -> int:
+    "The permission bits `open()` gives a new file: 0o666 less the process umask."
+    return 0o666 & ~_umask()
+
+def _target(path: Path) -> Path | None:
+    """Where `atomic_write` puts `path`: the file a symbolic link points to (the link stays a link), or None for a
+    device, FIFO or socket, which is written in place (replacing /dev/null would put a regular file there)."""
+    try: st = os.stat(path)   # follows links
+    except FileNotFoundError: return Path(os.path.realpath(path))   # a new file, or a dangling link's target
+    if stat.S_ISDIR(st.st_mode): raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
+    return Path(os.path.realpath(path)) if stat.S_ISREG(st.st_mode) else None
+
+def atomic_write(path: str | os.PathLike, # the file to write (its folder is created); a link is written through
                  data: bytes | str,       # its whole content (str is written as UTF-8)
                 ):
-    "Write `data` to `path` through a temporary file in the same folder and a rename; permissions from the umask."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    """Write `data` to `path` through a temporary file in the same folder and a rename; permissions from the umask.
+    A symbolic link is written through (its target is replaced, the link stays); a device or FIFO is written in place."""
+    data = data.encode() if isinstance(data, str) else data
+    target = _target(Path(path))
+    if target is None:
+        with open(path, 'wb') as f: f.write(data)
+        return
+    path = target; path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         with os.fdopen(fd, 'wb') as f:
-            f.write(data.encode() if isinstance(data, str) else data); f.flush(); os.fsync(f.fileno())
+            f.write(data); f.flush(); os.fsync(f.fileno())
         os.chmod(tmp, file_mode())   # mkstemp's 0600 would hide the file from the other users of a shared folder
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
+
+
+# %% ../nbs/00_files.ipynb #4062350c
+def folder_mode() -> int:
+    "The permission bits `mkdir` gives a new folder: 0o777 less the process umask."
+    return 0o777 & ~_umask()
+
+def stage_folder(dest: str | os.PathLike) -> Path:
+    "A new empty hidden folder beside `dest` (same file system, so that it can be renamed into `dest`'s place)."
+    dest = Path(dest); dest.parent.mkdir(parents=True, exist_ok=True)
+    d = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f'.{dest.name}.new-'))
+    os.chmod(d, folder_mode())   # mkdtemp's 0700 would hide the record from the other users of a shared folder
+    return d
+
+def _exchange(a: Path, b: Path) -> bool:
+    "Swap two existing paths in one step (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."
+    if not sys.platform.startswith('linux'): return False
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(libc, 'renameat2'): return False
+    AT_FDCWD, RENAME_EXCHANGE = -100, 2
+    if libc.renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0: return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP): return False   # an old kernel or a file system without it
+    raise OSError(err, os.strerror(err), str(b))
+
+def swap_folder(new: str | os.PathLike,  # a complete folder (from `stage_folder`), beside `dest`
+                dest: str | os.PathLike,  # the folder it replaces (or creates)
+               ) -> Path:
+    "Put folder `new` in the place of `dest` in one step and delete the old `dest`; returns `dest`."
+    new, dest = Path(new), Path(dest)
+    if not dest.exists(): os.rename(new, dest); return dest
+    if not _exchange(new, dest):
+        old = dest.with_name(f'.{dest.name}.old-{uuid.uuid4().hex[:8]}')
+        os.rename(dest, old); os.rename(new, dest); new = old
+    shutil.rmtree(new, ignore_errors=True)   # the old content, now under the hidden name
+    return dest
+
+
+# %% ../nbs/00_files.ipynb #02bb9053
+class FolderBusy(RuntimeError):
+    "Another process is writing the folder; the one-line message names it and the lock."
+
+def lock_path(folder: str | os.PathLike) -> Path:
+    "The lock file of `folder`: a hidden file beside it (the folder itself is swapped whole)."
+    folder = Path(folder); return folder.with_name(f'.{folder.name}.lock')
+
+def _holder(lock: Path) -> str:
+    try: h = json.loads(lock.read_text()); return f"process {h['pid']} on {h['host']}"
+    except (OSError, ValueError, KeyError, TypeError): return 'another process'
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike, # the folder to write alone
+                what: str = 'folder'):     # how the message names it
+    "Hold the exclusive lock of `folder` for the `with` block; `FolderBusy` at once when another process holds it."
+    import fcntl
+    lock = lock_path(folder)
+    made = [p for p in (lock.parent, *lock.parent.parents) if not p.exists()]   # removed again if left empty
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & file_mode())
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise FolderBusy(f"{what} {folder} is being written by {_holder(lock)} (lock {lock}); "
+                             "wait for it to finish") from None
+        try: same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError: same = False
+        if same: break
+        os.close(fd)   # the holder removed the file as we opened it: lock the new one
+    try:
+        os.ftruncate(fd, 0); os.write(fd, json.dumps(dict(pid=os.getpid(), host=socket.gethostname())).encode())
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True); os.close(fd)
+        for p in made:   # a run that failed before writing anything leaves no empty folders behind
+            try: p.rmdir()
+            except OSError: break
 

@@ -4,23 +4,23 @@
 
 # %% ../nbs/07a_records.ipynb #5c6cb656
 from __future__ import annotations
-import dataclasses, datetime, hashlib, io, json, os, platform, random, subprocess, sys, tempfile, time, uuid
+import dataclasses, datetime, errno, hashlib, io, json, os, platform, random, subprocess, sys, tempfile, time, uuid
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from .protocol import BASELINES
-from .files import atomic_write
+from .files import atomic_write, stage_folder, swap_folder, folder_lock, FolderBusy
 from .config import (RunConfig, ConfigError, seen_class_list, config_dict, config_hash, dataset_slug, run_dir,
                          check_out_dir)
 
 # %% auto #0
 __all__ = ['ZHAT_CACHE', 'TRAINERS', 'CLAIM_COLUMNS', 'RESULT', 'ARRAYS', 'NOTEBOOK', 'FAILURE', 'MODEL', 'FAILED_NOTEBOOK',
-           'MANIFEST', 'git_commit', 'source_hash', 'versions', 'device_info', 'polygon_corners', 'gemini_key',
-           'model_bundle', 'run_experiment', 'RecordError', 'write_record', 'load_record', 'has_record', 'scan_records',
-           'load_records', 'run_and_write', 'read_manifest', 'quiet_kernel_manager', 'run_notebook_path',
-           'notebook_parameters', 'execute_run']
+           'MANIFEST', 'git_commit', 'source_hash', 'versions', 'device_info', 'polygon_corners', 'data_hash',
+           'gemini_key', 'check_run_data', 'model_bundle', 'run_experiment', 'RecordError', 'write_record',
+           'load_record', 'current_data_hash', 'has_record', 'scan_records', 'load_records', 'run_and_write',
+           'read_manifest', 'quiet_kernel_manager', 'run_notebook_path', 'notebook_parameters', 'execute_run']
 
 # %% ../nbs/07a_records.ipynb #8897fb81
 def _source_root() -> Path:
@@ -30,13 +30,25 @@ def _source_root() -> Path:
         if (p/'settings.ini').exists(): return p
     return here.parent
 
+def _is_gdml_checkout(root: Path) -> bool:
+    "Whether `root` is the top of a source checkout of gdml itself (its settings.ini names gdml)."
+    try: return any(l.replace(' ', '') == 'lib_name=gdml' for l in (root/'settings.ini').read_text().splitlines())
+    except (OSError, UnicodeDecodeError): return False
+
+def _git(path: Path, *args) -> str | None:
+    try: out = subprocess.run(['git', *args], cwd=path, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError): return None
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
+
 def git_commit(path: str | os.PathLike | None = None) -> str:
-    "`git rev-parse HEAD` of the repository holding `path` (default: gdml's source), else 'unknown'."
-    path = Path(path) if path else _source_root()
-    try:
-        out = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=path, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else 'unknown'
-    except (OSError, subprocess.SubprocessError): return 'unknown'
+    """`git rev-parse HEAD` of the source checkout of gdml at `path` (default: the one gdml runs from), else 'unknown'.
+    Only a checkout of gdml itself counts: a gdml installed into a virtual environment that lies inside some other
+    git work tree would otherwise record that repository's commit as gdml's."""
+    root = Path(path) if path else _source_root()
+    if not _is_gdml_checkout(root): return 'unknown'
+    top = _git(root, 'rev-parse', '--show-toplevel')
+    if top is None or Path(top).resolve() != root.resolve(): return 'unknown'
+    return _git(root, 'rev-parse', 'HEAD') or 'unknown'
 
 
 # %% ../nbs/07a_records.ipynb #08f176f6
@@ -51,9 +63,9 @@ def source_hash() -> str:
 
 # %% ../nbs/07a_records.ipynb #6f509e46
 def versions() -> dict:
-    "Versions of Python, torch, gdml and the libraries that shape the results."
+    "Versions of Python, torch, gdml and the libraries that shape the results (versions only: no path of this machine)."
     import torch, sklearn, gdml
-    out = dict(python=platform.python_version(), python_executable=sys.executable, torch=torch.__version__,
+    out = dict(python=platform.python_version(), torch=torch.__version__,
                gdml=gdml.__version__, numpy=np.__version__, sklearn=sklearn.__version__)
     try:
         import pytorch_metric_learning as pml; out['pytorch_metric_learning'] = pml.__version__
@@ -114,11 +126,23 @@ def polygon_corners(n_classes: int, dim: int, margin: float) -> 'torch.Tensor':
 # %% ../nbs/07a_records.ipynb #3a8a487f
 ZHAT_CACHE = '.zhat-cache'
 
-def gemini_key(config: RunConfig, device) -> str:
-    "Hash of what decides Z-hat: the dataset, the seed, GEMINI's settings, the device type and gdml's source."
+def data_hash(ds) -> str:
+    """SHA-256 (16 hex digits) of a dataset's content: images, labels and class names of both splits. It keys the Z-hat
+    cache and is stored in the record: an ImageFolder whose images changed under the same path is other data."""
+    memo = getattr(ds, '_gdml_data_hash', None)
+    if memo: return memo
+    h = hashlib.sha256()
+    for k in ('x_train', 'y_train', 'x_test', 'y_test'):
+        a = np.ascontiguousarray(getattr(ds, k).numpy()); h.update(f"{k}{a.dtype}{a.shape}".encode()); h.update(a.data)
+    h.update(json.dumps(list(map(str, ds.classes))).encode())
+    ds._gdml_data_hash = h.hexdigest()[:16]
+    return ds._gdml_data_hash
+
+def gemini_key(config: RunConfig, device, data: str | None = None) -> str:
+    "Hash of what decides Z-hat: the dataset and its content (`data_hash`), the seed, GEMINI's settings, the device type and gdml's source."
     import torch
     what = dict(_gemini_kwargs(config), dataset=config.dataset, seed=config.seed, device=torch.device(device).type,
-                source=source_hash(), constraints=config.constraints, seen_classes=config.seen_classes)
+                source=source_hash(), constraints=config.constraints, seen_classes=config.seen_classes, data=data)
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 def _constraints(config: RunConfig, ds, common: dict, timer: _Timer, cache_dir):
@@ -136,10 +160,11 @@ def _z_hat(config: RunConfig, ds, common: dict, timer: _Timer, cache_dir) -> tup
     "Algorithm 1's Z-hat, from `cache_dir` when a run with the same GEMINI made it already; (z_hat, from_cache)."
     import torch
     from gdml.gemini import fit_gemini
-    path = Path(cache_dir)/f"zhat-{gemini_key(config, common['device'])}.npz" if cache_dir else None
+    path = Path(cache_dir)/f"zhat-{gemini_key(config, common['device'], data_hash(ds))}.npz" if cache_dir else None
     if path is not None and path.exists():
         try:
-            with np.load(path) as z: timer.times['gemini'] = float(z['seconds']); return torch.from_numpy(z['z_hat']), True
+            with np.load(path) as z: timer.times['gemini'] = float(z['seconds']); z_hat = torch.from_numpy(z['z_hat'])
+            if len(z_hat) == len(ds.y_train): return z_hat, True
         except (OSError, ValueError, KeyError): pass   # unreadable: train again and replace it
     with timer('gemini'):
         points = _constraints(config, ds, common, timer, cache_dir)
@@ -183,14 +208,26 @@ def _train(config: RunConfig, ds, device, timer: _Timer, progress: bool, cache_d
 CLAIM_COLUMNS = ('shift_recall_at_1', 'shift_drop', 'ood_auroc', 'ood_fpr95', 'silhouette', 'intra_inter',
                  'unseen_recall_at_1', 'unseen_map_at_r')
 
+def check_run_data(ds, name: str = ''):
+    """DataError unless every class of `ds` has 2 train images (a positive pair for the samplers) and a test image
+    (else the run fails after training): checked before anything trains."""
+    from gdml.data import DataError, class_counts
+    for split, least in (('train', 2), ('test', 1)):
+        n = class_counts(getattr(ds, f'y_{split}'), ds.n_classes).tolist()
+        few = [f"{c!r} ({k})" for c, k in zip(ds.classes, n) if k < least]
+        if few: raise DataError(f"dataset {name or ds.name!r}: every class needs at least {least} {split} image"
+                                f"{'s' if least > 1 else ''}; too few in {', '.join(few[:5])}{' ...' if len(few) > 5 else ''}")
+    return ds
+
 def _load_for(config: RunConfig):
-    "The run's data: (train/test dataset, the unseen classes' dataset of a class-disjoint run or None)."
+    "The run's data: (train/test dataset, the unseen classes' dataset of a class-disjoint run or None, `data_hash` of the whole data)."
     from gdml.data import load_dataset
-    ds = load_dataset(config.dataset)
-    if not config.seen_classes: return ds, None
+    ds = load_dataset(config.dataset); whole = data_hash(ds)
+    if not config.seen_classes: return check_run_data(ds, config.dataset), None, whole
     from gdml.shift import class_disjoint_split
-    try: return class_disjoint_split(ds, seen_class_list(config.seen_classes))
+    try: seen, unseen = class_disjoint_split(ds, seen_class_list(config.seen_classes))
     except ValueError as e: raise ConfigError(f"seen_classes {config.seen_classes!r}: {e}") from None
+    return check_run_data(seen, config.dataset), unseen, whole
 
 def _claims(config: RunConfig, ds, unseen, embed_fn, train_emb, test_emb) -> dict:
     "`gdml.shift.measure_claims` for this run, plus leave-one-out retrieval on the unseen classes of a class-disjoint run."
@@ -230,7 +267,7 @@ def run_experiment(config: RunConfig,  # what to run (`gdml.config.make_config`)
     t0, timer = time.perf_counter(), _Timer()
     device = get_device(config.device)
     seed_everything(config.seed)
-    with timer('data'): ds, unseen = _load_for(config)
+    with timer('data'): ds, unseen, data = _load_for(config)
     model = _train(config, ds, device, timer, progress, cache_dir)
     def embed_fn(x):
         return embed(model, x, mean=ds.mean, std=ds.std, device=device,
@@ -244,7 +281,7 @@ def run_experiment(config: RunConfig,  # what to run (`gdml.config.make_config`)
                 seed=config.seed, profile=config.profile, config_hash=config_hash(config),
                 config=config_dict(config), metrics={k: float(v) for k, v in {**metrics, **claims['summary']}.items()},
                 claims=claims, timings=timer.times, versions=versions(), device=device_info(device), git_commit=git_commit(),
-                source_hash=source_hash(), val_loss=getattr(model, 'val_loss', None), zhat_from_cache=model.zhat_from_cache,
+                source_hash=source_hash(), data_hash=data, val_loss=getattr(model, 'val_loss', None), zhat_from_cache=model.zhat_from_cache,
                 classes=list(ds.classes), n_train=len(ds.y_train), n_test=len(ds.y_test),
                 finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
                 arrays=dict(test_embeddings=test_emb.astype(np.float32), test_labels=ds.y_test.numpy(),
@@ -260,23 +297,27 @@ class RecordError(ValueError):
     "A run record that cannot be used; the one-line message names the file and what is wrong with it."
 
 def write_record(record: dict, out_dir: str | os.PathLike) -> Path:
-    "Write `record` (from `run_experiment`) under `out_dir`: arrays, model, then `result.json` (last: it marks the record whole); returns the run's folder."
+    """Write `record` (from `run_experiment`) under `out_dir`: arrays, model and `result.json` go into a new folder that
+    replaces the run's folder in one step (`gdml.files.swap_folder`): a reader sees the old record or the new one, and
+    a write that fails (a full disk) leaves the old one whole. Returns the run's folder."""
     config = RunConfig(**record['config'])
     d = run_dir(config, out_dir)
-    # the run id goes with the arrays: a rerun stopped between the two files cannot pass for a whole record
-    ids = {'run_id': np.array(str(record['run_id']))} if 'run_id' in record else {}
-    buf = io.BytesIO(); np.savez_compressed(buf, **record['arrays'], **ids)
-    atomic_write(d/ARRAYS, buf.getvalue())
-    if record.get('model') is not None:
-        import torch
-        buf = io.BytesIO(); torch.save({**record['model'], 'run_id': str(record.get('run_id'))}, buf)
-        atomic_write(d/MODEL, buf.getvalue())
-    meta = {k: v for k, v in record.items() if k not in ('arrays', 'model')}
-    meta.update(embeddings=ARRAYS, notebook=NOTEBOOK if (d/NOTEBOOK).exists() else None,
-                model=MODEL if record.get('model') is not None else None)
-    atomic_write(d/RESULT, json.dumps(meta, indent=1))
-    (d/FAILURE).unlink(missing_ok=True)
-    return d
+    new = stage_folder(d)   # the whole record is built beside the old one, then swapped in at once
+    try:
+        # the run id goes with the arrays: arrays of another run cannot pass for this record's
+        ids = {'run_id': np.array(str(record['run_id']))} if 'run_id' in record else {}
+        buf = io.BytesIO(); np.savez_compressed(buf, **record['arrays'], **ids)
+        atomic_write(new/ARRAYS, buf.getvalue())
+        if record.get('model') is not None:
+            import torch
+            buf = io.BytesIO(); torch.save({**record['model'], 'run_id': str(record.get('run_id'))}, buf)
+            atomic_write(new/MODEL, buf.getvalue())
+        meta = {k: v for k, v in record.items() if k not in ('arrays', 'model')}
+        meta.update(embeddings=ARRAYS, notebook=None, model=MODEL if record.get('model') is not None else None)
+        atomic_write(new/RESULT, json.dumps(meta, indent=1))
+        return swap_folder(new, d)
+    except BaseException:
+        import shutil; shutil.rmtree(new, ignore_errors=True); raise
 
 # %% ../nbs/07a_records.ipynb #e6f5b9ea
 _RECORD_KEYS = dict(dataset=str, method=str, seed=int, profile=str, config_hash=str, config=dict, metrics=dict)
@@ -290,13 +331,20 @@ def _check_fields(rec, f: Path) -> dict:
     m = rec['metrics']
     if not m or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in m.values()):
         raise RecordError(f"{f}: 'metrics' must map metric names to numbers, holds {json.dumps(m)[:80]}")
+    bad = [k for k, v in m.items() if not np.isfinite(v)]
+    if bad: raise RecordError(f"{f}: metric {bad[0]!r} is {m[bad[0]]} (a diverged or damaged run); finite numbers only")
     return rec
 
-def _load_arrays(d: Path, rec: dict) -> dict:
+def _open_in(folder_fd: int | None, d: Path, name: str):
+    "File `name` of the record folder `d`, opened through the folder's descriptor: the folder a reader opened, even if a rerun swapped it meanwhile."
+    if folder_fd is None or os.open not in os.supports_dir_fd: return open(d/name, 'rb')
+    return os.fdopen(os.open(name, os.O_RDONLY, dir_fd=folder_fd), 'rb')
+
+def _load_arrays(d: Path, rec: dict, folder_fd: int | None = None) -> dict:
     "The test embeddings and labels of the record in folder `d`, checked against `rec`."
     f = d/ARRAYS
     try:
-        with np.load(f, allow_pickle=False) as z: a = {k: z[k] for k in z.files}
+        with _open_in(folder_fd, d, ARRAYS) as fh, np.load(fh, allow_pickle=False) as z: a = {k: z[k] for k in z.files}
     except Exception as e:   # missing, truncated, not a zip, ...: np.load raises many types
         raise RecordError(f"{f}: unreadable ({type(e).__name__}: {e})".splitlines()[0]) from e
     emb, y = a.get('test_embeddings'), a.get('test_labels')
@@ -314,29 +362,76 @@ def load_record(path: str | os.PathLike, arrays: bool = False) -> dict:
     """The record in the run folder `path` (or its `result.json`), checked whole (fields and embeddings);
     with `arrays`, the test embeddings too. `FileNotFoundError` without `result.json`; `RecordError` when broken."""
     path = Path(path); d = path.parent if path.name == RESULT else path
+    for attempt in range(3):
+        try: folder = os.open(d, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0)) if os.name == 'posix' else None
+        except (FileNotFoundError, NotADirectoryError): raise FileNotFoundError(errno.ENOENT, 'no run record', str(d/RESULT)) from None
+        try: return _read_record(d, folder, arrays)
+        except (FileNotFoundError, RecordError):
+            if attempt < 2 and _swapped(d, folder): continue   # a rerun replaced the folder as we read it: read the new one
+            raise
+        finally:
+            if folder is not None: os.close(folder)
+
+def _swapped(d: Path, folder: int | None) -> bool:
+    "Whether the folder at `d` is no longer the one open as `folder`."
+    if folder is None: return False
+    try: return os.stat(d).st_ino != os.fstat(folder).st_ino
+    except OSError: return True
+
+def _read_record(d: Path, folder: int | None, arrays: bool) -> dict:
+    "The record of folder `d`, its files read through the open `folder`."
     f = d/RESULT
-    try: text = f.read_text()
+    try:
+        with _open_in(folder, d, RESULT) as fh: text = fh.read().decode()
     except FileNotFoundError: raise   # no record: not a broken one
     except (OSError, UnicodeDecodeError) as e: raise RecordError(f"{f}: unreadable ({type(e).__name__}: {e})") from e
     try: rec = json.loads(text)
     except json.JSONDecodeError as e: raise RecordError(f"{f}: not valid JSON ({e}; truncated?)") from e
     rec = _check_fields(rec, f)
     rec['path'] = str(d)
-    a = _load_arrays(d, rec)
+    a = _load_arrays(d, rec, folder)
     if arrays: rec['arrays'] = a
     return rec
 
 
 # %% ../nbs/07a_records.ipynb #de4529a0
+_DATA_HASHES: dict = {}   # (folder, a stat of its files) -> data_hash: one decoding per folder state and process
+
+def _folder_stamp(folder: str) -> str:
+    "A digest of every file's path, size, inode and change times under `folder` (a renamed, rewritten or moved image changes it)."
+    h = hashlib.sha256()
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for f in sorted(files):
+            try: s = os.stat(os.path.join(root, f))
+            except OSError: continue
+            h.update(f"{os.path.relpath(os.path.join(root, f), folder)}\0{s.st_size}\0{s.st_ino}\0{s.st_mtime_ns}\0{s.st_ctime_ns}\n".encode())
+    return h.hexdigest()
+
+def current_data_hash(dataset: str) -> str | None:
+    "`data_hash` of an ImageFolder dataset as it is now (None when it cannot be read)."
+    from gdml.data import load_dataset
+    key = (dataset, _folder_stamp(dataset))
+    if key not in _DATA_HASHES:
+        try: _DATA_HASHES[key] = data_hash(load_dataset(dataset))
+        except Exception: return None   # the run itself will say what is wrong with the data
+    return _DATA_HASHES[key]
+
 def has_record(config: RunConfig, out_dir: str | os.PathLike) -> bool:
-    "Whether `config` has a whole record under `out_dir` made by the current source (the sweep reruns a broken or stale one)."
-    try: return load_record(run_dir(config, out_dir)).get('source_hash') == source_hash()
+    """Whether `config` has a whole record under `out_dir` made by the current source and, for an ImageFolder, from
+    the folder's current content (the sweep reruns a broken or stale one). The named datasets are fixed (their files
+    are checked against the published counts), so their records are not compared with the data again."""
+    from gdml.protocol import DATASETS
+    try: rec = load_record(run_dir(config, out_dir))
     except (OSError, ValueError): return False
+    if rec.get('source_hash') != source_hash(): return False
+    return config.dataset in DATASETS or rec.get('data_hash') == current_data_hash(config.dataset)
 
 def scan_records(out_dir: str | os.PathLike, profile: str | None = None) -> tuple[list[dict], list[dict]]:
     "The whole records under `out_dir` (optionally of one `profile`) and the broken ones as `dict(path, error)`."
     good, broken = [], []
     for p in sorted(Path(out_dir).glob(f'**/{RESULT}')):
+        if any(part.startswith('.') for part in p.relative_to(out_dir).parts[:-1]): continue   # a record being swapped in or out
         try: rec = load_record(p)
         except (OSError, RecordError) as e: broken.append(dict(path=str(p), error=str(e))); continue
         if profile is None or rec['profile'] == profile: good.append(rec)
@@ -355,12 +450,14 @@ def run_and_write(config: RunConfig, out_dir: str | os.PathLike, *, force: bool 
     """Run `config` in this process and write its record, unless it has one already (and not `force`).
     torch runs on `torch_threads` threads (default 1), as in the `run` notebook: the same numbers on both paths."""
     from gdml.engine import pin_threads
-    if not force and has_record(config, out_dir): return run_dir(config, out_dir)
+    d = run_dir(config, out_dir)
+    if not force and has_record(config, out_dir): return d
     check_out_dir(out_dir)   # before training, not after
-    pin_threads(torch_threads)
-    record = run_experiment(config, progress=progress)
-    (run_dir(config, out_dir)/NOTEBOOK).unlink(missing_ok=True)   # an older run's notebook is not this run's
-    return write_record(record, out_dir)
+    with folder_lock(d, 'run folder'):   # a second run of the configuration stops here, with one line
+        if not force and has_record(config, out_dir): return d   # the holder of the lock finished it meanwhile
+        pin_threads(torch_threads)
+        record = run_experiment(config, progress=progress)
+        return write_record(record, out_dir)   # a new folder: the older run's notebook is not this run's
 
 # %% ../nbs/07a_records.ipynb #6c10abed
 MANIFEST = 'sweep.json'
@@ -427,9 +524,19 @@ def run_notebook_path() -> Path:
 
 
 # %% ../nbs/07a_records.ipynb #25eca82c
-def notebook_parameters(config: RunConfig, out_dir, **extra) -> dict:
-    "The papermill parameters of `run.ipynb` for `config`."
-    return dict(config_dict(config), out_dir=str(Path(out_dir).resolve()), **extra)
+def notebook_parameters(config: RunConfig, out_dir, *, cwd=None, **extra) -> dict:
+    """The papermill parameters of `run.ipynb` for `config`. With `cwd` (the kernel's working folder) the folders
+    (`out_dir`, a `zhat_cache` in `extra`, an ImageFolder dataset) are given relative to it: the executed notebook,
+    kept in the record, then holds no absolute path of the machine that ran it."""
+    def where(p):
+        if p is None: return None
+        p = Path(p).resolve()
+        return os.path.relpath(p, Path(cwd).resolve()) if cwd is not None else str(p)
+    from gdml.protocol import DATASETS
+    params = dict(config_dict(config), out_dir=where(out_dir), **extra)
+    if 'zhat_cache' in extra: params['zhat_cache'] = where(extra['zhat_cache'])
+    if cwd is not None and config.dataset not in DATASETS: params['dataset'] = where(config.dataset)
+    return params
 
 
 # %% ../nbs/07a_records.ipynb #877745d9
@@ -443,6 +550,13 @@ def _record_id(d: Path) -> str | None:
     try: return load_record(d)['run_id']
     except (OSError, ValueError, KeyError): return None
 
+def _remove_leftovers(d: Path):
+    "What a killed attempt left beside (or in) run folder `d`: its notebook, a half-built record, temporary files."
+    import shutil
+    for p in [*d.parent.glob(f'.{d.name}.new-*'), *d.parent.glob(f'.{d.name}.old-*'), *d.parent.glob(f'.{d.name}.attempt-*.ipynb'),
+              *d.glob('.*.tmp'), *d.glob('.attempt-*.ipynb')]:
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
 def _name_notebook(d: Path):
     "Name the executed notebook in the record it wrote (the notebook ran under a temporary name)."
     try: meta = json.loads((d/RESULT).read_text())
@@ -455,7 +569,7 @@ def _file_failure(d: Path, attempt_nb: Path, before: str | None, msg: str, attem
     if after is not None and after == before:   # the record of an earlier run: leave it whole
         dest = d/FAILED_NOTEBOOK
     else:                                      # no record (or one this attempt wrote): the notebook is the run's
-        dest = d/NOTEBOOK
+        dest = d/NOTEBOOK; d.mkdir(parents=True, exist_ok=True)
         if after is None:
             atomic_write(d/FAILURE, json.dumps(dict(error=msg, notebook=str(dest), attempts=attempts,
                 time=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))))
@@ -477,24 +591,35 @@ def execute_run(config: RunConfig,           # what to run
     """Run `config` through the `run` notebook unless it has a record (sharing Z-hat between runs of one
     `out_dir` through its `.zhat-cache` folder unless not `zhat_cache`); a status dict:
     `status` ('done', 'skipped' or 'failed'), `dir`, `notebook` and, for a failure, `error`.
-    The notebook runs under a temporary name: a failed rerun leaves a whole record as it was."""
-    import papermill
+    The notebook runs under a temporary name and the record is swapped in whole: a failed rerun leaves a whole record
+    as it was. The run folder is locked while the run lasts: a second run of the configuration gets `FolderBusy`."""
     d = run_dir(config, out_dir); out_nb = d/NOTEBOOK
     status = dict(dataset=dataset_slug(config.dataset), method=config.method, seed=config.seed,
                   hash=config_hash(config), dir=str(d), notebook=str(out_nb))
     if not force and has_record(config, out_dir): return dict(status, status='skipped')
     check_out_dir(out_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    for p in [*d.glob('.*.tmp'), *d.glob('.attempt-*.ipynb')]: p.unlink(missing_ok=True)   # a killed attempt's leftovers
-    before, attempt_nb = _record_id(d), d/f".attempt-{uuid.uuid4().hex[:8]}.ipynb"
-    params = notebook_parameters(config, out_dir, force=True,
-                                 zhat_cache=str(Path(out_dir).resolve()/ZHAT_CACHE) if zhat_cache else None)
+    with folder_lock(d, 'run folder'):   # FolderBusy (one line) while another process writes this record
+        if not force and has_record(config, out_dir): return dict(status, status='skipped')   # finished meanwhile
+        _remove_leftovers(d)
+        return _execute(config, out_dir, status, notebook, kernel_name, retries, stagger, execution_timeout, zhat_cache)
+
+def _execute(config, out_dir, status, notebook, kernel_name, retries, stagger, execution_timeout, zhat_cache) -> dict:
+    "`execute_run` once it holds the run folder's lock."
+    import papermill
+    d = run_dir(config, out_dir); out_nb = d/NOTEBOOK
+    # the attempt's notebook lies beside the run folder, which the kernel's record replaces whole
+    before, attempt_nb = _record_id(d), d.parent/f".{d.name}.attempt-{uuid.uuid4().hex[:8]}.ipynb"
+    d.parent.mkdir(parents=True, exist_ok=True)
+    # the kernel works in the records' folder (the run folder is swapped under it), the paths relative to it
+    cwd = Path(out_dir)
+    params = notebook_parameters(config, out_dir, cwd=cwd, force=True,
+                                 zhat_cache=Path(out_dir)/ZHAT_CACHE if zhat_cache else None)
     for attempt in range(retries + 1):
         time.sleep(random.uniform(0, stagger * 2**attempt))   # spread out simultaneous kernel starts
         try:
             papermill.execute_notebook(str(notebook or run_notebook_path()), str(attempt_nb), parameters=params,
                                        kernel_name=kernel_name, progress_bar=False, log_output=False,
-                                       execution_timeout=execution_timeout, cwd=str(d),
+                                       execution_timeout=execution_timeout, cwd=str(cwd),
                                        kernel_manager_class=quiet_kernel_manager())
             os.replace(attempt_nb, out_nb); _name_notebook(d)
             (d/FAILED_NOTEBOOK).unlink(missing_ok=True)   # an older failed rerun's notebook: superseded

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07b_reporting.ipynb #3706003d
 from __future__ import annotations
-import io, json, os
+import hashlib, io, json, os
 from pathlib import Path
 from typing import Iterable
 
@@ -12,13 +12,14 @@ import numpy as np
 
 from .protocol import DATASETS, METHODS, METRICS, BASELINES
 from .files import atomic_write
-from .config import ConfigError, dataset_slug
+from .config import ConfigError, dataset_slug, RunConfig, config_hash, CONFIG_FIELDS
 from .records import CLAIM_COLUMNS, FAILURE, NOTEBOOK, MANIFEST, RecordError, load_record, scan_records, read_manifest
 
 # %% auto #0
 __all__ = ['PAPER_ORDER', 'METHOD_NAMES', 'METRIC_NAMES', 'CLAIM_NAMES', 'DATASET_NAMES', 'TABLE_NUMBERS', 'FIGURE_NUMBERS',
-           'records_frame', 'dataset_key', 'dataset_labels', 'expected_grid', 'grid_records', 'select_datasets',
-           'summary_frame', 'paper_table', 'claims_table', 'table_title', 'to_markdown', 'to_latex', 'write_tables',
+           'records_frame', 'dataset_key', 'dataset_labels', 'expected_grid', 'setting_key', 'select_records',
+           'describe_setting', 'grid_records', 'select_datasets', 'summary_frame', 'paper_table', 'claims_table',
+           'table_title', 'to_markdown', 'latex_escape', 'configuration_note', 'to_latex', 'write_tables',
            'plot_embeddings', 'write_figures']
 
 # %% ../nbs/07b_reporting.ipynb #e1c6ab68
@@ -93,39 +94,97 @@ def _broken_row(runs_dir: Path, b: dict) -> dict:
     return dict(cell, status='broken', path=b['path'], error=b['error'])
 
 # %% ../nbs/07b_reporting.ipynb #f5ae3189
+def setting_key(record: dict) -> str:
+    "What one table row averages over seeds: a hash of the record's configuration without its seed, method and device."
+    c = {k: v for k, v in (record.get('config') or {}).items() if k not in ('seed', 'method', 'device')}
+    return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+def _same(value, want) -> bool:
+    "Whether a configuration value is the text `want` (epochs=20, arch=small_cnn, raw_pixels=true, seen_classes=0,1,2)."
+    if str(value).lower() == str(want).strip().lower(): return True
+    try: return float(value) == float(want)
+    except (TypeError, ValueError): return False
+
+def select_records(records: list[dict], where: dict | None = None) -> list[dict]:
+    "The records whose configuration has every `where` value; ConfigError naming an unknown field."
+    for k in where or {}:
+        if k not in CONFIG_FIELDS: raise ConfigError(f"--where {k!r} is not a configuration field; fields: {', '.join(CONFIG_FIELDS)}")
+    return [r for r in records if all(_same(r['config'].get(k), v) for k, v in (where or {}).items())]
+
+def describe_setting(config: dict) -> str:
+    "A configuration in words: its profile and the values it sets otherwise ('profile=quick, epochs=1, seen_classes=0,1,2')."
+    from gdml.protocol import FIELDS, profile_values
+    try: base = profile_values(config['profile'], config['dataset'], config['method'])
+    except (KeyError, ValueError): base = {}
+    return ', '.join([f"profile={config.get('profile')}"] + [f"{k}={config[k]}" for k in FIELDS if k in config and config[k] != base.get(k)])
+
+def _row_names(groups: dict) -> dict:
+    "A row label per (dataset key, method, setting): the method's name, with what sets its configurations apart when it has several."
+    by_method = {}
+    for (k, m, s), seeds in groups.items(): by_method.setdefault((k, m), {})[s] = next(iter(seeds.values()))['config']
+    names = {}
+    for (k, m), configs in by_method.items():
+        words = {s: describe_setting(c) for s, c in configs.items()}
+        for s in configs:
+            alike = list(words.values()).count(words[s]) > 1   # the words cannot tell them apart: the hash does
+            names[(k, m, s)] = METHOD_NAMES[m] + (f" ({words[s]}{f'; {s}' if alike else ''})" if len(configs) > 1 else '')
+    return names
+
+def _seed_hash(record: dict, seed: int) -> str | None:
+    "The configuration hash of `record`'s configuration with another seed (the folder that seed's run would have)."
+    try: return config_hash(RunConfig(**dict(record['config'], seed=seed)))
+    except TypeError: return None
+
 def grid_records(runs_dir: str | os.PathLike, profile: str | None = None,
-                 methods: Iterable[str] = METHODS) -> tuple[list[dict], 'pd.DataFrame']:
+                 methods: Iterable[str] = METHODS, where: dict | None = None) -> tuple[list[dict], 'pd.DataFrame']:
     """The record of each cell of the expected grid under `runs_dir`, and the holes: cells without a record
     ('not run', or 'failed' with its notebook) and broken records ('broken', with the file and its fault).
-    A cell's record is the one of the configuration `sweep.json` asks for, else the newest; its 'dataset'
-    is the dataset's label (`dataset_labels`)."""
+    A table row is one configuration (`setting_key`: all but the seed): records of other profiles, hyper-parameters
+    or seen classes make other rows, never one average; each chosen record carries its `row` label and the number of
+    seeds its dataset `expected`. `where` keeps the records whose configuration has those values (`select_records`).
+    A record's 'dataset' is the dataset's label (`dataset_labels`)."""
     import pandas as pd
-    runs_dir = Path(runs_dir)
+    runs_dir, methods = Path(runs_dir), tuple(methods)
     records, broken = scan_records(runs_dir, profile)
-    try: cells = read_manifest(runs_dir)
+    records = select_records(records, where)
+    try: cells = read_manifest(runs_dir) if not where else []   # a filter the manifest cannot answer: its holes are not asked for
     except RecordError as e: cells = []; broken.append(dict(path=str(runs_dir/MANIFEST), error=str(e)))
     grid = expected_grid(records, cells, methods, profile).to_dict('records')
     labels = dataset_labels(c['key'] for c in grid)
-    by_cell = {}
-    for r in sorted(records, key=lambda r: r.get('finished') or ''):   # newest last
-        by_cell.setdefault((dataset_key(r), r['method'], r['seed']), []).append(r)
-    chosen, holes = [], []
-    for c in grid:
-        mine = [r for r in by_cell.get((c['key'], c['method'], c['seed']), [])
-                if not isinstance(c['hash'], str) or r['config_hash'] == c['hash']]
-        if mine: chosen.append(dict(mine[-1], dataset=labels[c['key']]))
-        else: holes.append(_hole(runs_dir, labels[c['key']], c))
+    seeds = {}
+    for c in grid: seeds.setdefault(c['key'], set()).add(c['seed'])
+    groups = {}
+    for r in sorted(records, key=lambda r: r.get('finished') or ''):   # newest last: it wins a seed
+        if r['method'] in methods: groups.setdefault((dataset_key(r), r['method'], setting_key(r)), {})[r['seed']] = r
+    names = _row_names(groups)
+    chosen, holes, have = [], [], {r['config_hash'] for r in records}
+    for (k, m, s), by_seed in groups.items():
+        chosen += [dict(r, dataset=labels[k], row=names[(k, m, s)], expected=len(seeds[k])) for r in by_seed.values()]
+        some = next(iter(by_seed.values()))
+        holes += [dict(_hole(runs_dir, labels[k], dict(key=k, method=m, seed=x, hash=_seed_hash(some, x))), row=names[(k, m, s)])
+                  for x in sorted(seeds[k] - set(by_seed))]
+    done = {(labels[k], m, x) for (k, m, _), b in groups.items() for x in b}
+    listed = {(h['dataset'], h['method'], h['seed']) for h in holes}
+    for c in grid:   # a method without records, or a configuration the sweep asked for that has none yet
+        cell = (labels[c['key']], c['method'], c['seed'])
+        if cell in listed or (c['hash'] in have if isinstance(c['hash'], str) else cell in done): continue
+        holes.append(dict(_hole(runs_dir, labels[c['key']], c), row=METHOD_NAMES[c['method']])); listed.add(cell)
     bad = [_broken_row(runs_dir, b) for b in broken]
     seen = {(b['dataset'], b['method'], b['seed']) for b in bad}
     holes = [h for h in holes if (h['dataset'], h['method'], h['seed']) not in seen] + bad
-    return chosen, pd.DataFrame(holes, columns=['dataset', 'method', 'seed', 'status', 'path', 'error'])
+    return chosen, pd.DataFrame(holes, columns=['dataset', 'method', 'seed', 'status', 'path', 'error', 'row'])
 
 # %% ../nbs/07b_reporting.ipynb #8f9f0e25
 def _file_stem(label: str) -> str: return label.replace('/', '_').replace(os.sep, '_')
 
-def select_datasets(runs_dir, records: list[dict], holes: 'pd.DataFrame', requested: Iterable[str] | None = None) -> list[str]:
+def select_datasets(runs_dir, records: list[dict], holes: 'pd.DataFrame', requested: Iterable[str] | None = None,
+                    methods: Iterable[str] = METHODS) -> list[str]:
     """The labels of the datasets to draw: every dataset with records (the paper's order), or the `requested`
-    ones, by label, name or path; ConfigError for a dataset without records, FileNotFoundError for no records."""
+    ones, by label, name or path; ConfigError for a dataset without records, or records of other methods only;
+    FileNotFoundError for no records."""
+    if not records and set(methods) != set(METHODS):
+        others = sorted({r['method'] for r in scan_records(runs_dir)[0]} - set(methods))
+        if others: raise ConfigError(f"no records of {', '.join(methods)} under {runs_dir}; methods with records: {', '.join(others)}")
     if not records:
         bad = holes[holes.status == 'broken']
         raise FileNotFoundError(f"no run records (result.json) under {runs_dir}" +
@@ -143,55 +202,77 @@ def select_datasets(runs_dir, records: list[dict], holes: 'pd.DataFrame', reques
 
 # %% ../nbs/07b_reporting.ipynb #80571cac
 def summary_frame(records: list[dict], metrics: Iterable[str] = METRICS) -> 'pd.DataFrame':
-    """Long frame (dataset, method, metric, mean, ci95, n) from `gdml.metrics.summarise`, one dataset at a time,
-    for the `metrics` that some record of the dataset holds."""
+    """Long frame (dataset, method, row, metric, mean, ci95, n, expected) from `gdml.metrics.summarise`, one dataset at
+    a time, for the `metrics` that some record of the dataset holds: one `row` per configuration (`grid_records` labels
+    them; a record without a label is its method's row) and `expected` the seeds it should hold."""
     import pandas as pd
     from gdml.metrics import summarise
     parts = []
     for ds in sorted({r['dataset'] for r in records}):
-        runs = [dict(method=r['method'], **r['metrics']) for r in records if r['dataset'] == ds]
+        mine = [r for r in records if r['dataset'] == ds]
+        row = lambda r: r.get('row') or METHOD_NAMES.get(r['method'], r['method'])
+        runs = [dict(method=row(r), **r['metrics']) for r in mine]
         have = [m for m in metrics if any(m in r for r in runs)]
         if not have: continue
         s = summarise(runs, metrics=have).reset_index()
-        s = s.drop(columns=[c for c in ('dataset', 'index') if c in s.columns])
+        s = s.drop(columns=[c for c in ('dataset', 'index') if c in s.columns]).rename(columns={'method': 'row'})
+        s['method'] = s.row.map({row(r): r['method'] for r in mine})
+        s['expected'] = s.row.map({row(r): r.get('expected') or np.nan for r in mine})
         parts.append(s.assign(dataset=ds))
-    cols = ['dataset', 'method', 'metric', 'mean', 'ci95', 'n']
+    cols = ['dataset', 'method', 'row', 'metric', 'mean', 'ci95', 'n', 'expected']
     return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
 
 
 # %% ../nbs/07b_reporting.ipynb #32561281
-def _cell(mean, ci, bold, fmt):
+def _cell(mean, ci, bold, fmt, n=None, expected=None):
+    "'mean ± ci' (bold when `bold`), saying how many seeds it holds when fewer than `expected`."
     if mean is None or np.isnan(mean): return '–'
     ci_s = 'n/a' if ci is None or np.isnan(ci) else f"{ci:.2f}"
-    return fmt[bold].format(m=f"{mean:.2f}", c=ci_s)
+    few = n is not None and expected is not None and not np.isnan(expected) and n < expected
+    return fmt[bold].format(m=f"{mean:.2f}", c=ci_s) + (f" ({int(n)} of {int(expected)} seeds)" if few else '')
+
+def _rows(s: 'pd.DataFrame', methods) -> list[tuple[str, str]]:
+    "(method, row label) in the paper's order: a method's configurations, or its name alone when it has no record."
+    out = []
+    for m in (m for m in PAPER_ORDER if m in set(methods)):
+        out += [(m, r) for r in dict.fromkeys(s[s.method == m].row)] or [(m, METHOD_NAMES[m])]
+    return out
 
 def paper_table(summary: 'pd.DataFrame', dataset: str, methods: Iterable[str] = METHODS,
                 style: str = 'plain') -> 'pd.DataFrame':
-    "The paper's table for `dataset` as strings; `style` 'plain', 'markdown' (bold **x**) or 'latex' (\\textbf)."
+    """The paper's table for `dataset` as strings, a row per configuration of each method;
+    `style` 'plain', 'markdown' (bold **x**) or 'latex' (\\textbf)."""
     import pandas as pd
     fmt = {'plain': ('{m} ± {c}', '{m} ± {c}'), 'markdown': ('{m} ± {c}', '**{m} ± {c}**'),
            'latex': (r'{m} $\pm$ {c}', r'\textbf{{{m} $\pm$ {c}}}')}[style]
-    s = summary[summary.dataset == dataset].set_index(['method', 'metric'])
-    rows, methods = {}, set(methods)
-    for m in (m for m in PAPER_ORDER if m in methods):
+    s = summary[summary.dataset == dataset]
+    rows = {}
+    for m, label in _rows(s, methods):
         row = {}
         for k in METRICS:
-            mean, ci = (s.loc[(m, k), 'mean'], s.loc[(m, k), 'ci95']) if (m, k) in s.index else (np.nan, np.nan)
-            best = s.xs(k, level='metric')['mean'].max() if len(s) else np.nan
-            row[METRIC_NAMES[k]] = _cell(float(mean), float(ci), bool(np.isclose(mean, best)), fmt)
-        rows[METHOD_NAMES[m]] = row
+            hit = s[(s.row == label) & (s.metric == k)]
+            best = s[s.metric == k]['mean'].max() if len(s) else np.nan
+            if len(hit): mean, ci, n, exp = (float(hit[c].iloc[0]) for c in ('mean', 'ci95', 'n', 'expected'))
+            else: mean = ci = n = exp = np.nan
+            row[METRIC_NAMES[k]] = _cell(mean, ci, bool(np.isclose(mean, best)), fmt, n, exp)
+        rows[label] = row
     return pd.DataFrame.from_dict(rows, orient='index').rename_axis('Model')
 
 
 # %% ../nbs/07b_reporting.ipynb #4bd4a04b
 def claims_table(summary: 'pd.DataFrame', dataset: str, methods: Iterable[str] = METHODS) -> 'pd.DataFrame':
-    "The claims measured for `dataset` (`summary_frame(records, CLAIM_COLUMNS)`): a row per method, 'mean ± ci' cells."
+    "The claims measured for `dataset` (`summary_frame(records, CLAIM_COLUMNS)`): a row per configuration, 'mean ± ci' cells."
     import pandas as pd
-    s = summary[summary.dataset == dataset].set_index(['method', 'metric'])
-    cols = [k for k in CLAIM_COLUMNS if k in set(s.index.get_level_values('metric'))]
-    rows = {METHOD_NAMES[m]: {CLAIM_NAMES[k]: _cell(*(float(s.loc[(m, k), c]) if (m, k) in s.index else np.nan
-                                                      for c in ('mean', 'ci95')), False, ('{m} ± {c}',) * 2) for k in cols}
-            for m in PAPER_ORDER if m in set(methods)}
+    s = summary[summary.dataset == dataset]
+    cols = [k for k in CLAIM_COLUMNS if k in set(s.metric)]
+    rows = {}
+    for m, label in _rows(s, methods):
+        cells = {}
+        for k in cols:
+            hit = s[(s.row == label) & (s.metric == k)]
+            vals = [float(hit[c].iloc[0]) if len(hit) else np.nan for c in ('mean', 'ci95', 'n', 'expected')]
+            cells[CLAIM_NAMES[k]] = _cell(vals[0], vals[1], False, ('{m} ± {c}',) * 2, vals[2], vals[3])
+        rows[label] = cells
     return pd.DataFrame.from_dict(rows, orient='index').rename_axis('Model')
 
 
@@ -202,44 +283,60 @@ def table_title(dataset: str) -> str:
     n = TABLE_NUMBERS.get(dataset)
     return f"Table {n}. Performance on {name}" if n else f"Performance on {name}"
 
-def to_markdown(t: 'pd.DataFrame', title: str = '') -> str:
+def to_markdown(t: 'pd.DataFrame', title: str = '', note: str = '') -> str:
     "A GitHub-flavoured Markdown table (no extra dependency)."
     head = [t.index.name or '', *t.columns]
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '|'.join(['---'] + [':---:'] * len(t.columns)) + '|']
     lines += ['| ' + ' | '.join([str(i), *map(str, r)]) + ' |' for i, r in zip(t.index, t.values)]
-    return (f"**{title}**\n\n" if title else '') + '\n'.join(lines) + '\n'
+    return (f"**{title}**\n\n" if title else '') + (f"{note}\n\n" if note else '') + '\n'.join(lines) + '\n'
 
-def to_latex(t: 'pd.DataFrame', title: str = '', label: str = '') -> str:
+_LATEX = {'\\': r'\textbackslash{}', '&': r'\&', '%': r'\%', '$': r'\$', '#': r'\#', '_': r'\_', '{': r'\{', '}': r'\}',
+          '~': r'\textasciitilde{}', '^': r'\textasciicircum{}'}
+
+def latex_escape(text) -> str:
+    "`text` with LaTeX's special characters escaped (a dataset folder named `50% #1_{a}` prints as written)."
+    return ''.join(_LATEX.get(ch, ch) for ch in str(text))
+
+def configuration_note(records: list[dict]) -> str:
+    "What configurations a table shows (`describe_setting`), and the seeds."
+    settings = dict.fromkeys(describe_setting(r['config']).replace('profile=', 'profile ') for r in records)
+    seeds = sorted({r['seed'] for r in records})
+    return (f"Configuration{'s' if len(settings) > 1 else ''}: {'; '.join(settings)}; seeds {', '.join(map(str, seeds))}.")
+
+def to_latex(t: 'pd.DataFrame', title: str = '', label: str = '', note: str = '') -> str:
     "A LaTeX `table` with a `tabular` (booktabs rules) and the title as caption."
-    esc = lambda x: str(x).replace('&', r'\&').replace('%', r'\%').replace('_', r'\_')
+    esc = latex_escape
     lines = [r'\begin{table}[t]', r'\centering', r'\begin{tabular}{l' + 'c' * len(t.columns) + '}', r'\toprule',
              ' & '.join(['Model', *map(esc, t.columns)]) + r' \\', r'\midrule']
     lines += [' & '.join([esc(i), *map(str, r)]) + r' \\' for i, r in zip(t.index, t.values)]
     lines += [r'\bottomrule', r'\end{tabular}']
-    if title: lines.append(r'\caption{' + esc(title) + '}')
+    if title: lines.append(r'\caption{' + esc(title + (f'. {note}' if note else '')) + '}')
     if label: lines.append(r'\label{' + label + '}')
     return '\n'.join(lines + [r'\end{table}']) + '\n'
 
 # %% ../nbs/07b_reporting.ipynb #0ace6d68
 def write_tables(runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
                  datasets: Iterable[str] | None = None, methods: Iterable[str] = METHODS,
-                 profile: str | None = None) -> dict:
+                 profile: str | None = None, where: dict | None = None) -> dict:
     """Write each dataset's table as `table_<dataset>.{md,tex,csv}`, its claims as `claims_<dataset>.{md,csv}` where
     the records measured them (and `summary.csv`, `missing.csv`)
-    into `out_dir` (default `runs_dir/tables`). Returns the paths, the tables and the holes (`grid_records`)."""
+    into `out_dir` (default `runs_dir/tables`). A row is one configuration, named in the row (when a method has
+    several) and in the note under the title; `profile` and `where` (`select_records`) choose the records.
+    Returns the paths, the tables and the holes (`grid_records`)."""
     import pandas as pd
     methods = tuple(dict.fromkeys(methods))
-    records, missing = grid_records(runs_dir, profile, methods)
-    requested, datasets = datasets, select_datasets(runs_dir, records, missing, datasets)
+    records, missing = grid_records(runs_dir, profile, methods, where)
+    requested, datasets = datasets, select_datasets(runs_dir, records, missing, datasets, methods)
     if requested: missing = missing[missing.dataset.isin(datasets) | (missing.status == 'broken')].reset_index(drop=True)
     out = Path(out_dir or Path(runs_dir)/'tables')
     summary = summary_frame(records)
     paths, tables = [], {}
     for ds in datasets:
         title, stem = table_title(ds), out/f"table_{_file_stem(ds)}"
+        note = configuration_note([r for r in records if r['dataset'] == ds])
         tables[ds] = paper_table(summary, ds, methods)
-        atomic_write(stem.with_suffix('.md'), to_markdown(paper_table(summary, ds, methods, 'markdown'), title))
-        atomic_write(stem.with_suffix('.tex'), to_latex(paper_table(summary, ds, methods, 'latex'), title, f"tab:{_file_stem(ds)}"))
+        atomic_write(stem.with_suffix('.md'), to_markdown(paper_table(summary, ds, methods, 'markdown'), title, note))
+        atomic_write(stem.with_suffix('.tex'), to_latex(paper_table(summary, ds, methods, 'latex'), title, f"tab:{_file_stem(ds)}", note))
         atomic_write(stem.with_suffix('.csv'), tables[ds].to_csv())
         paths += [stem.with_suffix(s) for s in ('.md', '.tex', '.csv')]
     claims = summary_frame(records, CLAIM_COLUMNS)
@@ -288,13 +385,13 @@ def plot_embeddings(records: list[dict], dataset: str, *, methods: Iterable[str]
 # %% ../nbs/07b_reporting.ipynb #6707c580
 def write_figures(runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
                   datasets: Iterable[str] | None = None, methods: Iterable[str] = METHODS,
-                  seed: int | None = None, profile: str | None = None) -> dict:
+                  seed: int | None = None, profile: str | None = None, where: dict | None = None) -> dict:
     """Save `figure_<dataset>.png` and `.pdf` into `out_dir` (default `runs_dir/figures`); returns the paths,
     the figures and the holes (`grid_records`: broken records are skipped and listed there)."""
     import matplotlib.pyplot as plt
     methods = tuple(dict.fromkeys(methods))
-    records, missing = grid_records(runs_dir, profile, methods)
-    requested, datasets = datasets, select_datasets(runs_dir, records, missing, datasets)
+    records, missing = grid_records(runs_dir, profile, methods, where)
+    requested, datasets = datasets, select_datasets(runs_dir, records, missing, datasets, methods)
     if requested: missing = missing[missing.dataset.isin(datasets) | (missing.status == 'broken')].reset_index(drop=True)
     out = Path(out_dir or Path(runs_dir)/'figures')
     figs = {ds: plot_embeddings(records, ds, methods=methods, seed=seed) for ds in datasets}   # every check before any file

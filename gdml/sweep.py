@@ -106,11 +106,19 @@ def _status_row(c: RunConfig, out_dir, status: str, **kw) -> dict:
 
 
 # %% ../nbs/08_sweep.ipynb #fe529977
+def _connect(address: str, timeout: float):
+    "A Dask client of the scheduler at `address`; ConfigError (one line naming it) when none answers within `timeout` s."
+    from distributed import Client
+    try: return Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as e:
+        raise ConfigError(f"no Dask scheduler answers at {address} (waited {timeout:g} s: {type(e).__name__}); "
+                          "start one with `dask scheduler`, or leave out --scheduler for a local cluster") from None
+
 def run_sweep(configs: list[RunConfig], out_dir: str | os.PathLike, *, force: bool = False,
               scheduler: str | None = None, cluster: str = 'local', workers: int | None = None,
               runs_per_gpu: int = 1, gpus: Iterable[int] | None = None, slurm_jobs: int = 1,
               slurm_options: dict | None = None, notebook: str | None = None, progress: bool = True,
-              client=None) -> 'pd.DataFrame':
+              client=None, connect_timeout: float = 10) -> 'pd.DataFrame':
     """Run every cell of `configs` that has no record (all with `force`) as a papermill task on Dask:
     `client` if given, else the scheduler at `scheduler`, else a new `cluster` ('local' or 'slurm')."""
     import pandas as pd
@@ -125,7 +133,7 @@ def run_sweep(configs: list[RunConfig], out_dir: str | os.PathLike, *, force: bo
     if todo:
         own_cluster = None
         if client is None:
-            if scheduler: client = Client(scheduler)
+            if scheduler: client = _connect(scheduler, connect_timeout)
             else:
                 own_cluster = make_cluster(cluster, workers=min(workers or min(4, os.cpu_count() or 1), len(todo)), runs_per_gpu=runs_per_gpu,
                                            gpus=gpus, slurm_jobs=slurm_jobs, slurm_options=slurm_options)

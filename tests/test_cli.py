@@ -165,7 +165,7 @@ def test_broken_records_are_named_and_skipped(cli, tmp_path):
             d = run_dir(make_config('digits', m, 1), runs)
             assert any(str(d) in line and fault in line for line in r.stdout.splitlines()), (m, r.stdout)
     md = (runs/'tables'/'table_digits.md').read_text()
-    assert '| Ours (G-DML) | **90.00 ± n/a** |' in md   # the other seed is reported
+    assert '| Ours (G-DML) | **90.00 ± n/a** (1 of 2 seeds) |' in md   # the other seed is reported, and says so
 
 
 def test_tables_show_every_record_on_disk(cli, tmp_path):
@@ -176,7 +176,7 @@ def test_tables_show_every_record_on_disk(cli, tmp_path):
         _fake(runs, 'gdml', 0, 40 if parent == 'a' else 30, dataset=str(pets))
     r = cli('tables', '--runs', runs)
     assert r.returncode == 0, r.stderr
-    assert '| Margin | 60.00 ± n/a |' in (runs/'tables'/'table_digits.md').read_text()
+    assert '| Margin | 60.00 ± n/a (1 of 2 seeds) |' in (runs/'tables'/'table_digits.md').read_text()
     assert '**Performance on a/pets**' in r.stdout and '**Performance on b/pets**' in r.stdout
     assert '40.00' in (runs/'tables'/'table_a_pets.md').read_text() and '30.00' in (runs/'tables'/'table_b_pets.md').read_text()
     missing = (runs/'tables'/'missing.csv').read_text()
@@ -233,3 +233,46 @@ def test_a_sweep_prints_no_kernel_noise(tmp_path):
     assert 'sweep: 4 cells: 4 run' in r.stdout
     noise = [l for l in (r.stdout + r.stderr).splitlines() if 'without encryption' in l or 'KeyboardInterrupt' in l]
     assert not noise, noise
+
+
+def test_embed_out_is_refused_where_it_would_spoil_something(cli, tmp_path):
+    "`gdml embed --out`: empty, a folder, or a file inside a run's folder (its own record) is one line, checked first."
+    d = _fake(tmp_path/'runs', 'gdml', 0, 90)
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+    for out, words in (('', '--out is empty'), (tmp_path, 'is a folder'), (d/RESULT, 'inside the run folder')):
+        one_line_error(cli('embed', '--run', d, '--images', tmp_path, '--out', out), *words.split(' ', 1)[1:] or [words])
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before
+
+
+def test_tables_where_selects_a_configuration(cli, tmp_path):
+    runs = tmp_path/'runs'; _records(runs)
+    c = make_config('digits', 'gdml', 0, epochs=7)
+    write_record(dict(run_id='e7', dataset='digits', method='gdml', seed=0, profile='quick', config_hash=config_hash(c),
+                      config=config_dict(c), metrics=dict.fromkeys(METRICS, 5.0), finished='2026-03-01',
+                      arrays=dict(test_embeddings=np.zeros((4, 2), np.float32), test_labels=np.arange(4) % 2)), runs)
+    r = cli('tables', '--runs', runs)
+    assert r.returncode == 0 and '| Ours (G-DML) (profile=quick, epochs=7) | 5.00 ± n/a (1 of 2 seeds)' in r.stdout, r.stdout
+    r = cli('tables', '--runs', runs, '--where', 'epochs=7')
+    assert r.returncode == 0 and '| Ours (G-DML) | **5.00 ± n/a** |' in r.stdout, r.stdout   # one configuration, its seeds
+    one_line_error(cli('tables', '--runs', runs, '--where', 'epoch=7'), "'epoch' is not a configuration field")
+
+
+def test_a_run_folder_in_use_is_one_line(cli, tmp_path):
+    from gdml.files import folder_lock
+    d = run_dir(make_config('digits', 'gdml', 0, epochs=1, gemini_epochs=1), tmp_path)
+    with folder_lock(d):   # as another `gdml run` of this configuration would hold it
+        for extra in ([], ['--in-process']):
+            one_line_error(cli('run', '--out', tmp_path, '--epochs', 1, '--gemini-epochs', 1, '--force', *extra),
+                           'is being written by process')
+    assert not d.exists()
+
+
+def test_sweep_without_a_scheduler_at_the_address_is_one_line(tmp_path):
+    import socket
+    from gdml.config import ConfigError
+    from gdml.sweep import run_sweep
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]   # a loopback port nothing listens on
+    with pytest.raises(ConfigError, match=f'no Dask scheduler answers at tcp://127.0.0.1:{port}') as e:
+        run_sweep([make_config('digits', 'gdml', 0)], tmp_path/'runs', scheduler=f'tcp://127.0.0.1:{port}',
+                  connect_timeout=1, progress=False)
+    assert '\n' not in str(e.value)

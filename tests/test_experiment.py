@@ -69,7 +69,7 @@ def test_execute_run_writes_a_full_record_then_skips(notebook_run, runs):
     assert paper <= set(rec['metrics']) and set(rec['metrics']) - paper <= set(CLAIM_COLUMNS)   # and the claims measured
     assert all(0 <= rec['metrics'][k] <= 100 for k in paper)
     assert set(rec['timings']) >= {'gemini', 'student', 'evaluation', 'total'}
-    assert rec['versions']['python_executable'] == sys.executable   # the kernel is this environment's python
+    assert not any(os.sep in v for v in rec['versions'].values())   # versions, not paths of this machine
     assert {'python', 'torch', 'gdml'} <= set(rec['versions']) and rec['device']['type'] == 'cpu'
     head = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
     assert re.fullmatch('[0-9a-f]{40}', rec['git_commit']) and rec['git_commit'] == head   # not 'unknown'

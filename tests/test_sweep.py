@@ -20,6 +20,7 @@ def _records(out):
     "run_id and mtime of every finished record (each must be whole: parseable JSON plus its arrays)."
     recs = {}
     for p in Path(out).glob(f'**/{RESULT}'):
+        if any(part.startswith('.') for part in p.relative_to(out).parts): continue   # a record being swapped in
         rec = load_record(p)                                    # raises on a half-written file
         assert (p.parent/ARRAYS).exists()
         recs[str(p)] = (rec['run_id'], p.stat().st_mtime_ns)
