@@ -142,7 +142,7 @@ def scrub_file(path: Path, check: bool = False) -> bool:
     old = json.loads(text)
     new = SCRUBBERS[path.name](old)
     if new == old: return False
-    assert _strip_paths(new) == _strip_paths(old), f"{path}: scrubbing would change more than paths"
+    if _strip_paths(new) != _strip_paths(old): raise ValueError(f"{path}: scrubbing would change more than paths; left as it is")
     out = _dump_like(new, text)
     if out is None: raise ValueError(f"{path}: its JSON does not round-trip through json.dumps; left as it is")
     if not check: _write(path, out)
