@@ -48,16 +48,16 @@ check-lab: $(STAMP)
 clean-venv:
 	rm -rf $(VENV)
 
-# Everything a GPU session carries (git-ignored: .whl/, .gpu/; see benchmarks/NOTES.md, "GPU session plan"):
+# Everything a GPU node without network needs besides the working tree (git-ignored: .whl/, .gpu/; see offline_gpu/README.md):
 # the wheels the GPU image lacks, them packed for its Python 3.12, the datasets packed from $GDML_DATA.
 GPU_DATASETS ?= mnist fashion_mnist cifar10
 gpu-pack: $(STAMP)
-	PYTHON=$(BIN)/python benchmarks/gpu_wheels.sh
-	$(BIN)/python benchmarks/gpu_pack.py site
-	$(BIN)/python benchmarks/gpu_pack.py pack $(GPU_DATASETS)
+	PYTHON=$(BIN)/python offline_gpu/gpu_wheels.sh
+	$(BIN)/python offline_gpu/gpu_pack.py site
+	$(BIN)/python offline_gpu/gpu_pack.py pack $(GPU_DATASETS)
 	$(MAKE) gpu-commit
 
-# the commit the device runs (records name it; the device's copy of the tree has no .git): before each call
+# the commit the GPU node runs (records name it; its copy of the tree has no .git): before each command
 gpu-commit:
 	@mkdir -p .gpu && { git rev-parse HEAD | tr -d '\n'; git diff --quiet HEAD -- . || printf -- '-dirty'; echo; } > .gpu/COMMIT
 	@cat .gpu/COMMIT

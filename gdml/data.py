@@ -344,7 +344,7 @@ def _missing_error(key: str, looked: list[Path], why: str = '') -> FileNotFoundE
     hint = ("; or `apt-get install dataset-fashion-mnist` (Debian)" if key == 'fashion_mnist' else '')
     return FileNotFoundError(
         f"{key}: data files not found; looked in {', '.join(map(str, looked))}. Get the data: set GDML_DATA "
-        f"(or root=) to a folder holding {layout} (in the gdml project: ../shared/datasets){hint}; "
+        f"(or root=) to your data root, a folder holding {layout}{hint}; "
         f"or let torchvision download it into {cache_dir()}: load_dataset({key!r}, download=True) in Python; "
         f"the command line downloads by itself when GDML_OFFLINE is unset and the host answers" + (f" ({why})" if why else ''))
 

@@ -65,7 +65,7 @@ REAL_ROOT = real_root()  # read at import: the `isolated` fixture unsets GDML_DA
 
 def need_real(name):
     root = REAL_ROOT
-    if root is None: pytest.skip(f'GDML_DATA is unset or not a folder; {name} needs the real data (e.g. GDML_DATA=../shared/datasets)')
+    if root is None: pytest.skip(f'GDML_DATA is unset or not a folder; {name} needs the real data (GDML_DATA: your data root)')
     if not (root / REAL_DIRS[name]).is_dir(): pytest.skip(f'{root} has no {REAL_DIRS[name]}')
     return root
 
@@ -219,7 +219,7 @@ def test_missing_files_say_where_and_how(isolated, name):
     (isolated / 'empty').mkdir()
     with pytest.raises(FileNotFoundError) as e: load_dataset(name, root=isolated / 'empty', download=False)
     msg = str(e.value)
-    for s in (str(isolated / 'empty'), str(isolated / 'user-cache'), 'GDML_DATA', '../shared/datasets', 'download=True'):
+    for s in (str(isolated / 'empty'), str(isolated / 'user-cache'), 'GDML_DATA', 'your data root', 'download=True'):
         assert s in msg, (s, msg)
 
 

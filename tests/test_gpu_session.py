@@ -1,6 +1,6 @@
-"""The GPU session's tooling, on the CPU at tiny sizes: data packs and their unpacking (checksums,
-parts arriving over several calls, corrupt parts), the session script's stages in a temporary
-folder standing in for the device (setup, bench, a budgeted sweep, resuming on a bare machine), and
+"""The offline-GPU tooling (offline_gpu/: a GPU node without network), on the CPU at tiny sizes: data packs and
+their unpacking (checksums, parts arriving over several commands, corrupt parts), the stage script in a temporary
+folder standing in for the GPU node (setup, bench, a budgeted sweep, resuming on a bare machine), and
 the return of the results into a repository (records, tables, array-size limit, unsafe tarballs)."""
 import hashlib, io, json, os, shutil, subprocess, sys, tarfile
 from pathlib import Path
@@ -16,11 +16,11 @@ from gdml.config import config_dict, config_hash, make_config
 from gdml.records import load_record, load_records, write_record
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO/'benchmarks'))
+sys.path[:0] = [str(REPO/'offline_gpu'), str(REPO/'benchmarks')]
 import bench_train, gpu_pack, gpu_results, gpu_sweep  # noqa: E402
 
 DATA = os.environ.get('GDML_DATA')
-MNIST_MD5 = {'train-images-idx3-ubyte': '6bbc9ace898e44ae57da46a324031adb',   # the shared datasets' README
+MNIST_MD5 = {'train-images-idx3-ubyte': '6bbc9ace898e44ae57da46a324031adb',   # the published MNIST files' md5 sums
              'train-labels-idx1-ubyte': 'a25bea736e30d166cdddb491f175f624',
              't10k-images-idx3-ubyte': '2646ac647ad5339dbf082846283269ea',
              't10k-labels-idx1-ubyte': '27ae3e4e09519cfbb04c329615203637'}
@@ -150,17 +150,17 @@ def test_bench_skips_the_cuda_variants_cleanly_on_the_cpu(tmp_path):
     with pytest.raises(SystemExit): bench_train.main(['--device', 'cpu', '--variants', 'graphs'])
 
 
-def session(stage, *args, work, packs, out, extra_env=None, timeout=300):
+def run_stage(stage, *args, work, packs, out, extra_env=None, timeout=300):
     env = dict(os.environ, GDML_GPU_WORK=str(work), GDML_GPU_PACKS=str(packs), OUT=str(out), GDML_PYTHON=sys.executable,
                GDML_GPU_WORKERS='1', OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', **(extra_env or {}))
     out.mkdir(parents=True, exist_ok=True)
     for f in out.iterdir(): f.unlink()                               # $OUT is emptied before each call
-    r = subprocess.run(['bash', str(REPO/'benchmarks'/'gpu_session.sh'), stage, *args], capture_output=True,
+    r = subprocess.run(['bash', str(REPO/'offline_gpu'/'gpu_stage.sh'), stage, *args], capture_output=True,
                        text=True, env=env, timeout=timeout)
     return r, r.stdout + r.stderr
 
 
-def test_session_script_sweeps_returns_and_resumes_on_a_bare_machine(tmp_path):
+def test_stage_script_sweeps_returns_and_resumes_on_a_bare_machine(tmp_path):
     # here: pack an image-folder dataset; "there": a work folder; one sweep call, its results unpacked
     # here, then a second call whose machine lost them: they travel back and nothing is rerun
     make_folder(tmp_path/'src'/'tiny', colour=False, n_train=12, n_test=4, classes=3)
@@ -170,7 +170,7 @@ def test_session_script_sweeps_returns_and_resumes_on_a_bare_machine(tmp_path):
     work, out = tmp_path/'device1', tmp_path/'out'
     ds = str(work/'data'/'tiny')
     sweep = ['sweep', ds, 'quick', '1', '240', '--methods', 'gdml', '--epochs', '1', '--gemini-epochs', '1', '--device', 'cpu']
-    r, log = session(*sweep, work=work, packs=packs, out=out)
+    r, log = run_stage(*sweep, work=work, packs=packs, out=out)
     assert r.returncode == 0, log[-4000:]
     assert 'tiny: done' in log and 'gpu_sweep: 1 done' in log and 'tiny/quick: 1 records' in log, log[-4000:]
     assert sorted(p.name for p in out.iterdir()) == ['log.txt', 'results.tar.gz', 'summary.txt']
@@ -183,6 +183,6 @@ def test_session_script_sweeps_returns_and_resumes_on_a_bare_machine(tmp_path):
     # a fresh machine has lost the records (and all else: setup is covered above, so only the
     # records go here, to keep the test short); the returned tarball travels in .gpu/returned/
     shutil.rmtree(work/'results')
-    r, log = session(*sweep, work=work, packs=packs, out=out)
+    r, log = run_stage(*sweep, work=work, packs=packs, out=out)
     assert r.returncode == 0, log[-4000:]
     assert 'gpu_sweep: 1 skipped' in log and 'tiny/quick: 1 records' in log, log[-4000:]

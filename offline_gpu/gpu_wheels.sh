@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # Download, into .whl/, the wheels of gdml's requirements that the GPU machine's image lacks, for
 # its Python (CPython 3.12, manylinux x86-64). That machine has no network: what it lacks must travel
-# in the working tree. `benchmarks/gpu_pack.py site` then turns them into .gpu/site.tar.xz (about
-# half their size), which `benchmarks/gpu_session.sh setup` unpacks there.
+# in the working tree. `offline_gpu/gpu_pack.py site` then turns them into .gpu/site.tar.xz (about
+# half their size), which `offline_gpu/gpu_stage.sh setup` unpacks there.
 #
 # Which packages: settings.ini's requirements and what they pull in, resolved for Python 3.12,
-# minus the packages /work/.library/device/KINDS.md lists on that image (torch, torchvision, numpy,
+# minus the packages the GPU node's image already has (torch, torchvision, numpy,
 # pandas, scipy, scikit-learn, matplotlib, seaborn, tqdm, pillow, pyyaml, psutil, cloudpickle, ...).
 # Pinned to the versions of the development venv, where the tests pass.
 # Left out, because nothing on gdml's run path imports them (each is optional to its user):
 #   debugpy (ipykernel's debugger), jedi + parso (IPython's completion), ipywidgets +
 #   widgetsnbextension + jupyterlab-widgets (tqdm.auto falls back to the text bar): 12.5 MB of wheels.
 #
-# usage: benchmarks/gpu_wheels.sh [DEST]   (default .whl, git-ignored); re-running skips what is there
+# usage: offline_gpu/gpu_wheels.sh [DEST]   (default .whl, git-ignored); re-running skips what is there
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEST=${1:-.whl}
@@ -41,8 +41,8 @@ fi
 ls -lS "$DEST"/*.whl | awk '{printf "%9.2f MB  %s\n", $5/1e6, $NF}'
 du -cb "$DEST"/*.whl | tail -1 | awk '{printf "%9.2f MB  total (%d wheels)\n", $1/1e6, '"$n"'}'
 
-# Every requirement of a carried wheel must be carried too or be on the GPU image (KINDS.md's list
-# of 2026-11-17, below); versions there are unknown, so `gpu_session.sh setup` also imports them.
+# Every requirement of a carried wheel must be carried too or be on the GPU image (its package
+# list, below); versions there are unknown, so `gpu_stage.sh setup` also imports them.
 "$PY" - "$DEST" <<'EOF'
 import sys, zipfile
 from pathlib import Path

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# One device call = one stage of this script, run from the repository root on the GPU machine:
+# For a GPU node without network, with a time limit per command and a size limit per transfer
+# (offline_gpu/README.md): one command = one stage of this script, run from the repository root there:
 #
-#   benchmarks/gpu_session.sh STAGE [BUDGET_S] [ARGS...]
+#   offline_gpu/gpu_stage.sh STAGE [BUDGET_S] [ARGS...]
 #
 # Every stage ends within BUDGET_S seconds (default 570: a call is cut off at 600), is safe to
 # repeat (finished work is skipped: unpacked data and site by their markers, runs by their records)
 # and starts from a bare machine if it must: it installs what travelled in .gpu/ (carry it) first.
 # What comes back, under $OUT: log.txt (everything printed), summary.txt (the short version, also
 # printed last) and results.tar.gz (records, tables, figures, benchmark JSON; unpack it here with
-# `python benchmarks/gpu_results.py unpack`).
+# `python offline_gpu/gpu_results.py unpack`).
 #
 # stages
 #   setup                  unpack site + datasets from .gpu/ (checksummed), versions, nvidia-smi, imports
@@ -23,9 +24,9 @@
 #   all [B]                setup, bench (capped at GDML_GPU_BENCH_CAP s), then sweep-fashion in what is left
 #
 # Budget arithmetic (B after the stage name): BUDGET_S is passed as that word, e.g.
-#   benchmarks/gpu_session.sh sweep-fashion 570
+#   offline_gpu/gpu_stage.sh sweep-fashion 570
 #
-# knobs (environment): GDML_GPU_WORK (/tmp/gdml: state that outlives a call while the machine is
+# knobs (environment): GDML_GPU_WORK ($TMPDIR/gdml: state that outlives a call while the machine is
 # warm), GDML_GPU_PACKS (.gpu), GDML_GPU_RUNS_PER_GPU (4), GDML_GPU_FIRST_ESTIMATE (seconds a run is
 # expected to take before any has finished; 0 launches the first wave regardless), GDML_GPU_EXTRA
 # (options added to every sweep, e.g. "--device cpu --epochs 1" for a dry run on a CPU),
@@ -41,7 +42,7 @@ if [ "$STAGE" = sweep ]; then
 fi
 case "${1:-}" in ''|*[!0-9]*) BUDGET=570 ;; *) BUDGET=$1; shift ;; esac
 T0=$(date +%s)
-W=${GDML_GPU_WORK:-/tmp/gdml}
+W=${GDML_GPU_WORK:-${TMPDIR:-/tmp}/gdml}
 PACKS=${GDML_GPU_PACKS:-$REPO/.gpu}
 OUT=${OUT:-$W/out}
 PY=${GDML_PYTHON:-python3}
@@ -67,10 +68,10 @@ note() { echo "$*" | tee -a "$SUMMARY"; }
 stage_setup() {
   say "setup"
   if [ ! -f "$PACKS/manifest.json" ]; then
-    note "setup: $PACKS/manifest.json missing: carry .gpu/manifest.json and the packs (see benchmarks/NOTES.md)"; return 2
+    note "setup: $PACKS/manifest.json missing: carry .gpu/manifest.json and the packs (see offline_gpu/README.md)"; return 2
   fi
-  "$PY" benchmarks/gpu_pack.py receive --src "$PACKS" --incoming "$W/incoming" || return 2
-  "$PY" benchmarks/gpu_pack.py unpack all --src "$PACKS" --incoming "$W/incoming" --root "$W/data" --site "$W/site"
+  "$PY" offline_gpu/gpu_pack.py receive --src "$PACKS" --incoming "$W/incoming" || return 2
+  "$PY" offline_gpu/gpu_pack.py unpack all --src "$PACKS" --incoming "$W/incoming" --root "$W/data" --site "$W/site"
   case $? in 0|3) ;; *) note "setup: unpacking failed (see log.txt)"; return 2 ;; esac
   # the commit this call's tree came from: .gpu/COMMIT (`make gpu-commit`, marks a dirty tree), else git
   (cat "$PACKS/COMMIT" 2>/dev/null || git rev-parse HEAD 2>/dev/null || echo unknown) > "$W/COMMIT"
@@ -112,7 +113,7 @@ restore_results() {
 pack_results() {
   say "packing results"
   cp "$W/COMMIT" "$W/RESULTS_ROOT" "$W/setup.txt" "$W/bench/" 2>/dev/null
-  "$PY" benchmarks/gpu_results.py pack --results "$W/results" --extra "$W/bench" --out "$OUT/results.tar.gz" \
+  "$PY" offline_gpu/gpu_results.py pack --results "$W/results" --extra "$W/bench" --out "$OUT/results.tar.gz" \
     | tee -a "$SUMMARY"
 }
 
@@ -147,7 +148,7 @@ stage_sweep() {
   if [ "$launch" -le 0 ]; then note "sweep $ds/$prof: no time left ($(left) s)"; return 0; fi
   say "sweep $ds profile $prof, $seeds seeds: launch until $launch s, kill at $hard s from now"
   # shellcheck disable=SC2086
-  timeout -k 15 $(( hard + 30 )) "$PY" benchmarks/gpu_sweep.py --datasets "$ds" --profile "$prof" --seeds "$seeds" \
+  timeout -k 15 $(( hard + 30 )) "$PY" offline_gpu/gpu_sweep.py --datasets "$ds" --profile "$prof" --seeds "$seeds" \
     --out "$W/results/$prof" --runs-per-gpu "$RPG" ${GDML_GPU_WORKERS:+--workers $GDML_GPU_WORKERS} \
     --deadline "$launch" --hard-deadline "$hard" --first-estimate "$FIRST" --bench-json "$W/bench/bench.json" "$@" $EXTRA
   say "tables and figures"
@@ -194,7 +195,7 @@ case "$STAGE" in
   sweep-mnist)     stage_setup && stage_sweep mnist paper 3 "$@"; rc=$?; pack_results ;;
   sweep-cifar)     stage_setup && stage_sweep cifar10 paper 3 "$@"; rc=$?; pack_results ;;
   authors-fashion) stage_setup && stage_authors; rc=$?; pack_results ;;
-  cifar-receive)   "$PY" benchmarks/gpu_pack.py receive --src "$PACKS" --incoming "$W/incoming" | tee -a "$SUMMARY"; rc=$? ;;
+  cifar-receive)   "$PY" offline_gpu/gpu_pack.py receive --src "$PACKS" --incoming "$W/incoming" | tee -a "$SUMMARY"; rc=$? ;;
   all)             stage_setup && { c=$(( $(left) - 300 )); [ $c -gt "$BENCH_CAP" ] && c=$BENCH_CAP
                                     if [ -f "$W/bench/bench.json" ]; then say "bench: done in an earlier call on this machine"
                                     elif [ $c -gt 60 ]; then stage_bench $c; fi

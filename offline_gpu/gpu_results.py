@@ -1,18 +1,18 @@
-"""Carry run records back from a GPU session: `pack` there, `unpack` here.
+"""Carry run records back from a GPU node without network: `pack` there, `unpack` here.
 
-  pack    there (gpu_session.sh calls it): the records, tables and figures under --results, the
-          benchmark JSON and the session's notes, as one tar.gz for $OUT (at most --max-mib).
+  pack    there (gpu_stage.sh calls it): the records, tables and figures under --results, the
+          benchmark JSON and the stage's notes, as one tar.gz for $OUT (the folder that comes back) (at most --max-mib).
           Leaves out temporary files and any .npz holding an array over --max-array-mib (1 MB:
           the paper's 10k x 2 test embeddings are 80 kB).
   unpack  here: check such a tar.gz (paths, array sizes), lay its records, tables and figures
           into the repository's results/ (`results/<profile>/<dataset>/<method>/seed<N>-<hash>/`,
           `results/<profile>/{tables,figures}/`), its benchmark JSON into benchmarks/results/, and
-          keep a copy in .gpu/returned/ so that the next device call, carrying it, resumes from
-          these records. A record whose `git_commit` is 'unknown' (no git on the device) gets the
-          commit the session sent (the tarball's COMMIT), with `git_commit_from` saying so.
+          keep a copy in .gpu/returned/ so that the next command, carrying it, resumes from
+          these records. A record whose `git_commit` is 'unknown' (no git on the GPU node) gets the
+          commit the tree came from (the tarball's COMMIT), with `git_commit_from` saying so.
 
-usage: python benchmarks/gpu_results.py pack --results /tmp/gdml/results --extra DIR... --out $OUT/results.tar.gz
-       python benchmarks/gpu_results.py unpack results.tar.gz [more.tar.gz] [--repo .]
+usage: python offline_gpu/gpu_results.py pack --results $GDML_GPU_WORK/results --extra DIR... --out $OUT/results.tar.gz
+       python offline_gpu/gpu_results.py unpack results.tar.gz [more.tar.gz] [--repo .]
 """
 from __future__ import annotations
 import argparse, io, json, os, shutil, sys, tarfile, tempfile, zipfile
@@ -104,7 +104,7 @@ def unpack(tarball: Path, repo: Path = REPO, *, max_array_mib: float = 1.0) -> d
             if p.name == RESULT:
                 rec = json.loads(data)
                 if rec.get('git_commit', 'unknown') == 'unknown' and commit != 'unknown':
-                    rec.update(git_commit=commit, git_commit_from='gpu session COMMIT (the tree sent to the device)')
+                    rec.update(git_commit=commit, git_commit_from='.gpu/COMMIT (the tree sent to the GPU node)')
                     data = (json.dumps(rec, indent=1)).encode()
                 records.append(dest.parent)
             if p.name == 'sweep.json' and device_root:   # the device's absolute run folders -> this checkout's

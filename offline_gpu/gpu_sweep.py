@@ -1,4 +1,5 @@
-"""`gdml sweep` within a time budget, for device calls that are cut off after 10 minutes.
+"""`gdml sweep` within a time budget, for a GPU node whose commands are cut off after a time
+limit (e.g. 10 minutes).
 
 The same cells, records and resuming as `gdml sweep` (gdml.sweep's cluster, manifest and
 `execute_run`: one papermill run per cell, a cell with a record is skipped), but runs are handed to
@@ -9,8 +10,8 @@ reruns them). Expected time of a run: the longest wall time seen for its dataset
 sweep, else its records' `timings.total` plus the kernel start-up (--overhead); else the same for
 any method on its dataset; else from --bench-json; else --first-estimate. Writes OUT/gpu_sweep_status.json (one row per cell) and prints a summary.
 
-usage: python benchmarks/gpu_sweep.py --datasets fashion_mnist --profile paper --seeds 3 \\
-           --runs-per-gpu 4 --deadline 480 --hard-deadline 540 --out /tmp/gdml/results/paper [--epochs 1 ...]
+usage: python offline_gpu/gpu_sweep.py --datasets fashion_mnist --profile paper --seeds 3 \\
+           --runs-per-gpu 4 --deadline 480 --hard-deadline 540 --out $GDML_GPU_WORK/results/paper [--epochs 1 ...]
 """
 from __future__ import annotations
 import argparse, json, os, sys, time

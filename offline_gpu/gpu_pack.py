@@ -1,7 +1,8 @@
-"""Pack the datasets and the missing Python packages for a GPU session; receive and unpack them there.
+"""Pack the datasets and the missing Python packages for a GPU node without network;
+receive and unpack them there.
 
-The GPU machine has no network and gets only the working tree (64 MiB a call, git-ignored folders
-named in `carry`), so everything it needs travels as files under `.gpu/` (git-ignored):
+The GPU node has no network and receives only the working tree plus a few git-ignored folders, with a size
+limit per transfer (64 MiB), so everything it needs travels as files under `.gpu/` (git-ignored), in parts:
 
   pack      here: datasets -> `.gpu/<name>.pack.NN` parts (each under --part-mib), checksums in
             `.gpu/manifest.json`: of every part, of the whole pack, and of the arrays that
@@ -23,12 +24,12 @@ named in `carry`), so everything it needs travels as files under `.gpu/` (git-ig
   status    either side: which packs are complete, which parts are missing.
 
 usage:
-  python benchmarks/gpu_pack.py pack mnist fashion_mnist cifar10 [--data $GDML_DATA] [--dest .gpu]
-  python benchmarks/gpu_pack.py site [--wheels .whl] [--dest .gpu]
-  python benchmarks/gpu_pack.py repart cifar10 --part-mib 58
-  python benchmarks/gpu_pack.py receive --src .gpu --incoming /tmp/gdml/incoming
-  python benchmarks/gpu_pack.py unpack [NAME ...|all] --src .gpu --incoming DIR --root DIR [--site DIR]
-  python benchmarks/gpu_pack.py status --src .gpu [--incoming DIR]
+  python offline_gpu/gpu_pack.py pack mnist fashion_mnist cifar10 [--data $GDML_DATA] [--dest .gpu]
+  python offline_gpu/gpu_pack.py site [--wheels .whl] [--dest .gpu]
+  python offline_gpu/gpu_pack.py repart cifar10 --part-mib 58
+  python offline_gpu/gpu_pack.py receive --src .gpu --incoming $GDML_GPU_WORK/incoming
+  python offline_gpu/gpu_pack.py unpack [NAME ...|all] --src .gpu --incoming DIR --root DIR [--site DIR]
+  python offline_gpu/gpu_pack.py status --src .gpu [--incoming DIR]
 """
 from __future__ import annotations
 import argparse, hashlib, io, json, lzma, os, shutil, subprocess, sys, tarfile, tempfile, time
@@ -89,7 +90,7 @@ def atomic_write(path: Path, data: bytes):
 
 def read_manifest(src: Path) -> dict:
     p = Path(src)/MANIFEST
-    if not p.exists(): raise PackError(f"{p} not found: run `python benchmarks/gpu_pack.py pack ...` here first "
+    if not p.exists(): raise PackError(f"{p} not found: run `python offline_gpu/gpu_pack.py pack ...` here first "
                                        "and carry the folder (its manifest.json too)")
     return json.loads(p.read_text())
 
@@ -250,7 +251,7 @@ def pack_dataset(name: str, data_root: Path, dest: Path, *, part_mib: float, pre
 def pack_site(wheels: Path, dest: Path, *, part_mib: float, preset: int, python: str = sys.executable) -> dict:
     "Install the wheels for CPython 3.12 into a folder here (no network, no compiling) and pack it as xz."
     whls = sorted(Path(wheels).glob('*.whl'))
-    if not whls: raise PackError(f"no wheels in {wheels}: run benchmarks/gpu_wheels.sh first")
+    if not whls: raise PackError(f"no wheels in {wheels}: run offline_gpu/gpu_wheels.sh first")
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest) as tmp:
         target = Path(tmp)/'site'
