@@ -9,12 +9,12 @@ from typing import Callable
 from torch import nn
 from pytorch_metric_learning import losses, distances, miners
 
-from .protocol import DEFAULTS
+from .protocol import DEFAULTS, BASELINE_DISTANCES, profile_values
 from .engine import get_device, seed_everything, to_model_input, check_labels, on_device, fit_random_batches
 
 
 # %% auto #0
-__all__ = ['LOSSES', 'MINERS', 'D', 'raw_distance', 'make_loss', 'make_miner', 'fit_baseline']
+__all__ = ['LOSSES', 'MINERS', 'PML_DEFAULT_MINERS', 'D', 'raw_distance', 'make_loss', 'make_miner', 'fit_baseline']
 
 # %% ../nbs/05_baselines.ipynb #238adad3
 def raw_distance() -> distances.LpDistance:
@@ -29,10 +29,17 @@ LOSSES: dict[str, tuple[type, dict]] = {
     'multisim': (losses.MultiSimilarityLoss, dict(alpha=2.0, beta=50.0, base=0.5)),
 }
 
-def make_loss(method: str, **loss_kwargs) -> nn.Module:
-    "The PML loss of a baseline `method` with gdml's 2-D settings, overridden by `loss_kwargs`."
+def _check_distance(distance: str):
+    if distance not in BASELINE_DISTANCES:
+        raise ValueError(f"baseline_distance must be one of {BASELINE_DISTANCES}, got {distance!r}")
+
+def make_loss(method: str, baseline_distance: str = 'euclidean', **loss_kwargs) -> nn.Module:
+    """The PML loss of a baseline `method`: on raw Euclidean distances with gdml's 2-D settings (`'euclidean'`),
+    or exactly as PML constructs it by default (`'pml_default'`); `loss_kwargs` override either."""
     if method not in LOSSES: raise ValueError(f"method must be one of {tuple(LOSSES)}, got {method!r}")
+    _check_distance(baseline_distance)
     cls, kw = LOSSES[method]
+    if baseline_distance == 'pml_default': return cls(**loss_kwargs)
     return cls(**{'distance': raw_distance(), **kw, **loss_kwargs})
 
 
@@ -44,11 +51,19 @@ MINERS: dict[str, Callable[[], object | None]] = {
     'semihard': lambda: miners.TripletMarginMiner(margin=3.0, type_of_triplets='semihard', distance=raw_distance()),
     'pair_margin': lambda: miners.PairMarginMiner(pos_margin=0.0, neg_margin=3.0, distance=raw_distance()),
 }
+# the same miners as PML builds them by default (normalised distances, PML's margins), beside 'pml_default' losses
+PML_DEFAULT_MINERS: dict[str, Callable[[], object | None]] = {
+    'none': lambda: None,
+    'multisim': lambda: miners.MultiSimilarityMiner(),
+    'semihard': lambda: miners.TripletMarginMiner(type_of_triplets='semihard'),
+    'pair_margin': lambda: miners.PairMarginMiner(),
+}
 
-def make_miner(name: str):
-    "The PML miner `name` of `MINERS` on raw Euclidean distances, or None for 'none'."
+def make_miner(name: str, baseline_distance: str = 'euclidean'):
+    "The PML miner `name` of `MINERS` on raw Euclidean distances (or as PML builds it, `'pml_default'`); None for 'none'."
     if name not in MINERS: raise ValueError(f"miner must be one of {tuple(MINERS)}, got {name!r}")
-    return MINERS[name]()
+    _check_distance(baseline_distance)
+    return (PML_DEFAULT_MINERS if baseline_distance == 'pml_default' else MINERS)[name]()
 
 
 # %% ../nbs/05_baselines.ipynb #236b9bdb
@@ -62,15 +77,20 @@ def fit_baseline(method: str,          # a name of `LOSSES`: siamese, triplet, m
                  plateau_factor: float = D['plateau_factor'], plateau_patience: int = D['plateau_patience'],
                  train_fraction: float = D['train_fraction'],
                  miner=None,                     # a PML miner (`make_miner`); the paper uses none
+                 baseline_distance: str | None = None,  # 'euclidean' or 'pml_default'; None: the `paper` profile's for `method`
                  loss_kwargs: dict | None = None, # overrides of the loss's settings, e.g. margin
-                 raw_pixels: bool = D['raw_pixels'], device='auto', seed: int = 0, progress: bool = True) -> nn.Module:
+                 raw_pixels: bool = D['raw_pixels'],
+                 channels_last: bool = D['channels_last'],  # the backbone's convolutions channels-last on the CPU
+                 device='auto', seed: int = 0, progress: bool = True) -> nn.Module:
     "Train `model` with the PML loss of baseline `method` on random batches of (x, y); returns the model."
     y = check_labels(y, names=['y'])   # the same labels as fit_gemini accepts, mapped to 0..c-1
-    loss_fn = make_loss(method, **(loss_kwargs or {}))
+    if method not in LOSSES: raise ValueError(f"method must be one of {tuple(LOSSES)}, got {method!r}")
+    if baseline_distance is None: baseline_distance = profile_values('paper', method=method)['baseline_distance']
+    loss_fn = make_loss(method, baseline_distance, **(loss_kwargs or {}))
     device = get_device(device)
     g = seed_everything(seed)
     if len(y) != len(x): raise ValueError(f"x has {len(x)} samples but y has {len(y)} labels")
-    model, xd, mean_d, std_d = on_device(model, x, mean, std, raw_pixels, device)
+    model, xd, mean_d, std_d = on_device(model, x, mean, std, raw_pixels, device, channels_last)
     yd, loss_fn = y.to(device), loss_fn.to(device)
 
     def step(idx):

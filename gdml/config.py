@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .protocol import FIELDS, PROFILES, CHOICES, DATASETS, METHODS, profile_values
+from .protocol import FIELDS, PROFILES, CHOICES, DATASETS, METHODS, LEGACY, profile_values
 
 # %% auto #0
-__all__ = ['RunConfig', 'CONFIG_FIELDS', 'ConfigError', 'seen_class_list', 'make_config', 'check_config', 'config_dict',
-           'config_hash', 'dataset_slug', 'run_dir', 'check_out_dir']
+__all__ = ['RunConfig', 'CONFIG_FIELDS', 'RUN_PARAMETERS', 'ConfigError', 'seen_class_list', 'make_config', 'check_config',
+           'config_dict', 'config_from_dict', 'config_hash', 'dataset_slug', 'run_dir', 'parameters_source',
+           'check_out_dir']
 
 # %% ../nbs/07_config.ipynb #5323207d
 class ConfigError(ValueError):
@@ -129,6 +130,8 @@ def check_config(config: RunConfig) -> RunConfig:
         raise ConfigError(f"miner {config.miner!r} applies to the baselines only; G-DML takes miner 'none'")
     if config.constraints != 'none' and config.method != 'gdml':
         raise ConfigError(f"constraints {config.constraints!r} (Eq. 6) applies to gdml only; baselines take constraints 'none'")
+    if config.student_target != 'zhat' and config.method != 'gdml':
+        raise ConfigError(f"student_target {config.student_target!r} applies to gdml only; baselines take student_target 'zhat'")
     if config.seen_classes: _check_seen_classes(config)
     return config
 
@@ -150,9 +153,15 @@ def config_dict(config: RunConfig) -> dict:
     "The configuration as a plain (JSON-ready) dict."
     return asdict(config)
 
+def config_from_dict(values: dict) -> RunConfig:
+    "The `RunConfig` of a record's configuration; a field the record predates takes its `LEGACY` value."
+    return RunConfig(**{**LEGACY, **{k: v for k, v in values.items() if k in CONFIG_FIELDS}})
+
 def config_hash(config: RunConfig) -> str:
-    "Short stable hash of the fields that decide the result (all but `device`)."
-    hashed = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.metadata.get('hashed', True)}
+    """Short stable hash of the fields that decide the result (all but `device`). A field added after records
+    existed (`gdml.protocol.LEGACY`) counts only when it differs from the value those records were made with."""
+    hashed = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.metadata.get('hashed', True)
+              and not (f.name in LEGACY and getattr(config, f.name) == LEGACY[f.name])}
     return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:10]
 
 def dataset_slug(dataset: str) -> str:
@@ -162,6 +171,25 @@ def dataset_slug(dataset: str) -> str:
 def run_dir(config: RunConfig, out_dir: str | os.PathLike) -> Path:
     "The folder of `config`'s record: `out_dir/<dataset>/<method>/seed<seed>-<hash>`."
     return Path(out_dir)/dataset_slug(config.dataset)/config.method/f"seed{config.seed}-{config_hash(config)}"
+
+# %% ../nbs/07_config.ipynb #efb2ac03
+# the run notebook's own parameters, after the configuration's fields (its `parameters` cell is `parameters_source()`)
+RUN_PARAMETERS = (
+    ('out_dir', 'str', None, "records go under this folder; None: a new temporary folder"),
+    ('force', 'bool', False, "run and overwrite even if the record exists"),
+    ('zhat_cache', 'str', None, "folder where G-DML runs share Z-hat (same GEMINI, data, seed, source); None: no sharing"))
+
+def parameters_source() -> str:
+    """The `parameters` cell of `nbs/experiments/run.ipynb`, made from `RunConfig`'s fields: every field of
+    `gdml.protocol.FIELDS` defaults to None (the profile's value), so the notebook, the CLI and the sweep take the same set."""
+    fields = {f.name: f for f in dataclasses.fields(RunConfig)}
+    def line(name, kind, default, help): return f"{name}: {kind} = {default!r}  # {help}"
+    head = [line(n, fields[n].type, fields[n].default, fields[n].metadata['help']) for n in ('dataset', 'method', 'seed', 'profile')]
+    head[0] = head[0].replace('None', repr('digits'), 1); head[1] = head[1].replace('None', repr('gdml'), 1)
+    body = [line(n, fields[n].type, None, h) for n, h in FIELDS.items()]
+    tail = [line(n, fields['device'].type, fields['device'].default, fields['device'].metadata['help']) for n in ('device',)]
+    tail.append("torch_threads: int = None  # CPU threads of torch; None: 1, as `gdml run --in-process` (the count changes the numbers)")
+    return '\n'.join([*head, *(line(*p) for p in RUN_PARAMETERS), *body, *tail])
 
 # %% ../nbs/07_config.ipynb #08632549
 def check_out_dir(path: str | os.PathLike, what: str = 'output folder') -> Path:

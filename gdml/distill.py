@@ -74,13 +74,14 @@ def fit_student(model: nn.Module,     # the student, e.g. `make_student('resnet1
                 raw_pixels: bool = D['raw_pixels'],  # train on raw 0-255 pixels (the authors' code)
                 plateau_factor: float = D['plateau_factor'], plateau_patience: int = D['plateau_patience'],
                 train_fraction: float = D['train_fraction'],
+                channels_last: bool = D['channels_last'],  # the student's convolutions channels-last on the CPU
                 device='auto', seed: int = 0, progress: bool = True) -> nn.Module:
     "Algorithm 2: train `model` so that model(x_i) regresses z_hat_i under the L2 distance; returns the model."
     device = get_device(device)
     g = seed_everything(seed)
     z_hat = torch.as_tensor(z_hat, dtype=torch.float32)
     if len(z_hat) != len(x): raise ValueError(f"x has {len(x)} samples but z_hat has {len(z_hat)} rows")
-    model, xd, mean_d, std_d = on_device(model, x, mean, std, raw_pixels, device)   # line 1
+    model, xd, mean_d, std_d = on_device(model, x, mean, std, raw_pixels, device, channels_last)   # line 1
     zd = z_hat.to(device)
     def step(idx):                                                                  # lines 5-6 (7: the engine)
         z = model(to_model_input(xd[idx], mean_d, std_d, raw_pixels))

@@ -193,12 +193,14 @@ def train_split(n: int, train_fraction: float, generator: torch.Generator) -> tu
 
 
 # %% ../nbs/00a_engine.ipynb #89c67269
-def on_device(model: nn.Module, x, mean, std, raw_pixels: bool, device: torch.device):
-    "(model, x, mean, std) on `device`: the model channels-last on CUDA, `x` as given (uint8), the statistics as tensors (None for raw pixels)."
+def on_device(model: nn.Module, x, mean, std, raw_pixels: bool, device: torch.device, channels_last: bool = False):
+    """(model, x, mean, std) on `device`: the model channels-last on CUDA (and on the CPU with `channels_last`), `x` as
+    given (uint8), the statistics as tensors (None for raw pixels). A channels-last model makes oneDNN's convolutions
+    run channels-last whatever the input's layout: 1.2-2x faster small-CNN training on the CPU, different rounding."""
     x = torch.as_tensor(x)
     if mean is None and not raw_pixels: mean, std = channel_stats(x)
     model = model.to(device)
-    if device.type == 'cuda' and x.ndim == 4: model = model.to(memory_format=torch.channels_last)
+    if (device.type == 'cuda' or channels_last) and x.ndim == 4: model = model.to(memory_format=torch.channels_last)
     mean, std = (None, None) if raw_pixels else (torch.as_tensor(mean).to(device), torch.as_tensor(std).to(device))
     return model, x.to(device), mean, std
 

@@ -12,10 +12,9 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy import stats
-from scipy.spatial import cKDTree
 from sklearn.cluster import KMeans
 from sklearn.metrics import accuracy_score, f1_score, normalized_mutual_info_score, recall_score
-from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neighbors import KDTree, KNeighborsClassifier
 from threadpoolctl import threadpool_limits
 from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 
@@ -150,9 +149,11 @@ class RetrievalIndex:
         "Labels of the nearest train embedding of each row of `test_emb` (ties go to the lowest train index)."
         test_emb = np.asarray(test_emb, np.float64)
         if len(self.emb) < 2: return np.repeat(self.labels[:1], len(test_emb))
-        if self._tree is None: self._tree = cKDTree(self.emb)
+        if self.emb.shape[1] > 16:   # no tree helps in high dimension: sklearn's brute force, whose ties go to the lowest index
+            return KNeighborsClassifier(n_neighbors=1, algorithm='brute').fit(self.emb, self.labels).predict(test_emb)
+        if self._tree is None: self._tree = KDTree(self.emb)
         # the k-d tree finds the two nearest exactly; where they tie, the lowest index wins (an argmin over the row)
-        dist, idx = self._tree.query(test_emb, k=2, workers=_threads())
+        dist, idx = self._tree.query(test_emb, k=2)
         nearest = idx[:, 0].copy()
         for i in np.flatnonzero(dist[:, 1] <= dist[:, 0]):
             nearest[i] = np.argmin(_sq_dists(test_emb[i:i + 1], self.emb)[0])

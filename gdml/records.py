@@ -10,17 +10,18 @@ from typing import Callable
 
 import numpy as np
 
-from .protocol import BASELINES
+from .protocol import BASELINES, LEGACY
 from .files import atomic_write, stage_folder, swap_folder, folder_lock, FolderBusy
-from .config import (RunConfig, ConfigError, seen_class_list, config_dict, config_hash, dataset_slug, run_dir,
+from .config import (RunConfig, ConfigError, seen_class_list, config_dict, config_from_dict, config_hash, dataset_slug, run_dir,
                          check_out_dir)
 
 # %% auto #0
 __all__ = ['ZHAT_CACHE', 'TRAINERS', 'CLAIM_COLUMNS', 'RESULT', 'ARRAYS', 'NOTEBOOK', 'FAILURE', 'MODEL', 'FAILED_NOTEBOOK',
-           'MANIFEST', 'git_commit', 'source_hash', 'versions', 'device_info', 'polygon_corners', 'data_hash',
-           'gemini_key', 'check_run_data', 'model_bundle', 'run_experiment', 'RecordError', 'write_record',
-           'load_record', 'current_data_hash', 'has_record', 'scan_records', 'load_records', 'run_and_write',
-           'read_manifest', 'quiet_kernel_manager', 'run_notebook_path', 'notebook_parameters', 'execute_run']
+           'MANIFEST', 'git_commit', 'code_tokens', 'source_hash', 'versions', 'device_info', 'polygon_corners',
+           'data_hash', 'gemini_key', 'class_means', 'check_run_data', 'model_bundle', 'run_experiment', 'RecordError',
+           'write_record', 'load_record', 'current_data_hash', 'has_record', 'scan_records', 'load_records',
+           'run_and_write', 'read_manifest', 'quiet_kernel_manager', 'run_notebook_path', 'notebook_parameters',
+           'execute_run']
 
 # %% ../nbs/07a_records.ipynb #8897fb81
 def _source_root() -> Path:
@@ -52,12 +53,34 @@ def git_commit(path: str | os.PathLike | None = None) -> str:
 
 
 # %% ../nbs/07a_records.ipynb #08f176f6
+# the modules whose code cannot change a number: the command line, tables and figures, sweeps, files, inference
+_NOT_NUMERIC = ('__init__.py', '_modidx.py', 'cli.py', 'reporting.py', 'sweep.py', 'files.py', 'inference.py')
+
+def code_tokens(source: str) -> list[str]:
+    """The tokens of Python `source` that can change what it computes: no comments, no docstrings, no blank lines
+    or line breaks inside brackets. Equal lists mean the same program, however it is formatted or documented."""
+    import ast, tokenize
+    docs = set()
+    for node in ast.walk(ast.parse(source)):
+        body = getattr(node, 'body', None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            docs.add((body[0].lineno, body[0].col_offset))
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER}
+    out = []
+    for t in tokenize.generate_tokens(io.StringIO(source).readline):
+        if t.type in skip or (t.type == tokenize.STRING and t.start in docs): continue
+        out.append(t.string if t.type not in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT) else tokenize.tok_name[t.type])
+    return out
+
 def source_hash() -> str:
-    "Short hash of gdml's exported source (every module but the symbol index), so that a changed default shows."
+    """Short hash of the code of gdml's modules that can change a number (not the CLI, reporting, sweep, files or
+    inference), docstrings and comments left out: a record goes stale when a default or a computation changes,
+    not when a comment does."""
     import gdml
     h = hashlib.sha256()
     for p in sorted(Path(gdml.__file__).parent.glob('*.py')):
-        if p.name != '_modidx.py': h.update(p.name.encode()); h.update(p.read_bytes())
+        if p.name not in _NOT_NUMERIC: h.update(p.name.encode()); h.update('\x00'.join(code_tokens(p.read_text())).encode())
     return h.hexdigest()[:12]
 
 
@@ -101,7 +124,7 @@ def _train_kwargs(config: RunConfig) -> dict:
     return dict(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, momentum=config.momentum,
                 weight_decay=config.weight_decay, clip=config.clip, clip_mode=config.clip_mode,
                 plateau_factor=config.plateau_factor, plateau_patience=config.plateau_patience,
-                train_fraction=config.train_fraction, raw_pixels=config.raw_pixels)
+                train_fraction=config.train_fraction, raw_pixels=config.raw_pixels, channels_last=config.channels_last)
 
 def _gemini_kwargs(config: RunConfig) -> dict:
     "GEMINI's settings of `config`, as `fit_gemini` takes them."
@@ -176,10 +199,26 @@ def _z_hat(config: RunConfig, ds, common: dict, timer: _Timer, cache_dir) -> tup
 
 
 # %% ../nbs/07a_records.ipynb #24eb8bb2
-def _train_gdml(config: RunConfig, model, ds, common: dict, timer: _Timer, cache_dir):
-    "G-DML: Algorithm 1 (Z-hat, from the cache when it has it), then Algorithm 2 (the student regresses Z-hat)."
-    from gdml.distill import fit_student
+def class_means(z, y) -> 'torch.Tensor':
+    "Each row's class mean: row i of the result is the mean of the rows of `z` whose label is `y[i]`."
+    import torch
+    z, y = torch.as_tensor(z, dtype=torch.float32), torch.as_tensor(y).long()
+    sums = torch.zeros(int(y.max()) + 1, z.shape[1]).index_add_(0, y, z)
+    return (sums / torch.bincount(y).clamp(min=1)[:, None].float())[y]
+
+def _student_targets(config: RunConfig, ds, common: dict, timer: _Timer, cache_dir) -> tuple:
+    """What the student regresses, and whether Z-hat came from the cache: Algorithm 2's Z-hat ('zhat'), or one
+    fixed point per class, the controls that isolate what GEMINI adds: its class's mean Z-hat ('class_mean') or
+    its class's Eq. 6 polygon corner ('corners', no GEMINI at all)."""
+    if config.student_target == 'corners':
+        return polygon_corners(ds.n_classes, config.embedding_dim, config.margin)[ds.y_train], None
     z_hat, cached = _z_hat(config, ds, common, timer, cache_dir)
+    return (class_means(z_hat, ds.y_train) if config.student_target == 'class_mean' else z_hat), cached
+
+def _train_gdml(config: RunConfig, model, ds, common: dict, timer: _Timer, cache_dir):
+    "G-DML: Algorithm 1 (Z-hat, from the cache when it has it), then Algorithm 2 (the student regresses its targets)."
+    from gdml.distill import fit_student
+    z_hat, cached = _student_targets(config, ds, common, timer, cache_dir)
     with timer('student'): model = fit_student(model, ds.x_train, z_hat, **_train_kwargs(config), **common)
     model.zhat_from_cache = cached
     return model
@@ -188,8 +227,8 @@ def _train_baseline(config: RunConfig, model, ds, common: dict, timer: _Timer, c
     "A baseline: the backbone trained with the method's PML loss (and the configuration's miner)."
     from gdml.baselines import fit_baseline, make_miner
     with timer('baseline'):
-        return fit_baseline(config.method, model, ds.x_train, ds.y_train, miner=make_miner(config.miner),
-                            **_train_kwargs(config), **common)
+        return fit_baseline(config.method, model, ds.x_train, ds.y_train, baseline_distance=config.baseline_distance,
+                            miner=make_miner(config.miner, config.baseline_distance), **_train_kwargs(config), **common)
 
 # method name (gdml.protocol.METHODS) -> trainer(config, model, dataset, common fit kwargs, timer, Z-hat cache)
 TRAINERS: dict[str, Callable] = {'gdml': _train_gdml, **dict.fromkeys(BASELINES, _train_baseline)}
@@ -300,7 +339,7 @@ def write_record(record: dict, out_dir: str | os.PathLike) -> Path:
     """Write `record` (from `run_experiment`) under `out_dir`: arrays, model and `result.json` go into a new folder that
     replaces the run's folder in one step (`gdml.files.swap_folder`): a reader sees the old record or the new one, and
     a write that fails (a full disk) leaves the old one whole. Returns the run's folder."""
-    config = RunConfig(**record['config'])
+    config = config_from_dict(record['config'])
     d = run_dir(config, out_dir)
     new = stage_folder(d)   # the whole record is built beside the old one, then swapped in at once
     try:
@@ -333,6 +372,7 @@ def _check_fields(rec, f: Path) -> dict:
         raise RecordError(f"{f}: 'metrics' must map metric names to numbers, holds {json.dumps(m)[:80]}")
     bad = [k for k, v in m.items() if not np.isfinite(v)]
     if bad: raise RecordError(f"{f}: metric {bad[0]!r} is {m[bad[0]]} (a diverged or damaged run); finite numbers only")
+    rec['config'] = {**LEGACY, **rec['config']}   # a record made before a field existed was made with its legacy value
     return rec
 
 def _open_in(folder_fd: int | None, d: Path, name: str):

@@ -12,7 +12,7 @@ import numpy as np
 
 from .protocol import DATASETS, METHODS, METRICS, BASELINES
 from .files import atomic_write
-from .config import ConfigError, dataset_slug, RunConfig, config_hash, CONFIG_FIELDS
+from .config import ConfigError, dataset_slug, RunConfig, config_hash, config_from_dict, CONFIG_FIELDS
 from .records import CLAIM_COLUMNS, FAILURE, NOTEBOOK, MANIFEST, RecordError, load_record, scan_records, read_manifest
 
 # %% auto #0
@@ -132,7 +132,7 @@ def _row_names(groups: dict) -> dict:
 
 def _seed_hash(record: dict, seed: int) -> str | None:
     "The configuration hash of `record`'s configuration with another seed (the folder that seed's run would have)."
-    try: return config_hash(RunConfig(**dict(record['config'], seed=seed)))
+    try: return config_hash(config_from_dict(dict(record['config'], seed=seed)))
     except TypeError: return None
 
 def grid_records(runs_dir: str | os.PathLike, profile: str | None = None,
