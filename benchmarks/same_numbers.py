@@ -3,10 +3,13 @@
     python benchmarks/same_numbers.py before.json        # on the old commit (e.g. in a git worktree)
     python benchmarks/same_numbers.py after.json         # on the new one
     python benchmarks/same_numbers.py --compare before.json after.json
+    python benchmarks/same_numbers.py --compare before.json after.json --tol 1e-6   # metrics to 1e-6 points
 
 Each case is one `run_experiment` on sklearn's digits (CPU, one torch thread, OMP_NUM_THREADS=1 for
 faiss): its metrics, configuration hash, validation loss and SHA-256 prefixes of its train and test
-embeddings and of its claims. The cases cover G-DML (Eq. 5 and Eq. 6, the conv and MLP streams, the
+embeddings and of its claims, and the claims' summary numbers. `--tol` compares metrics and claim
+numbers to that many percentage points (for a change of how a metric is computed, not of what trains);
+embeddings, hashes and validation losses are always compared exactly. The cases cover G-DML (Eq. 5 and Eq. 6, the conv and MLP streams, the
 three extraction modes, the 90/10 split), a baseline with and without a miner, and the authors' profile.
 """
 import hashlib, json, os, sys
@@ -39,18 +42,32 @@ def fingerprints() -> dict:
         a = rec['arrays']
         out[name] = dict(metrics=rec['metrics'], config_hash=rec['config_hash'], val_loss=rec['val_loss'],
                          train=digest(a['train_embeddings']), test=digest(a['test_embeddings']),
-                         claims=digest(json.dumps(rec['claims'], sort_keys=True, default=str).encode()))
+                         claims=digest(json.dumps(rec['claims'], sort_keys=True, default=str).encode()),
+                         claims_summary=rec['claims']['summary'])
         print(f"{name:20s} Recall@1 {rec['metrics']['recall_at_1']:6.2f}  test {out[name]['test']}", flush=True)
     return out
 
 
-def compare(before: dict, after: dict) -> int:
-    bad = [(k, f) for k in before for f in before[k] if after.get(k, {}).get(f) != before[k][f]]
+def _close(a, b, tol: float) -> bool:
+    "Equal, or (with a tolerance) dicts of numbers within `tol` of each other."
+    if a == b: return True
+    if tol and isinstance(a, dict) and isinstance(b, dict) and set(a) == set(b):
+        return all(abs(a[k] - b[k]) <= tol for k in a)
+    return False
+
+def compare(before: dict, after: dict, tol: float = 0.0) -> int:
+    numeric = ('metrics', 'claims_summary')
+    # with a tolerance the claims are compared by their numbers; the digest also covers their float rounding
+    fields = lambda k: [f for f in before[k] if not (tol and f == 'claims' and 'claims_summary' in after.get(k, {}))]
+    bad = [(k, f) for k in before for f in fields(k)
+           if not (_close(before[k][f], after.get(k, {}).get(f), tol) if f in numeric else after.get(k, {}).get(f) == before[k][f])]
     for k, f in bad: print(f"differs: {k} {f}: {before[k][f]} -> {after.get(k, {}).get(f)}")
     print(f"{len(before) - len({k for k, _ in bad})} of {len(before)} cases identical")
     return 1 if bad else 0
 
 
 if __name__ == '__main__':
-    if sys.argv[1:2] == ['--compare']: sys.exit(compare(*(json.load(open(p)) for p in sys.argv[2:4])))
+    if sys.argv[1:2] == ['--compare']:
+        tol = float(sys.argv[sys.argv.index('--tol') + 1]) if '--tol' in sys.argv else 0.0
+        sys.exit(compare(*(json.load(open(p)) for p in sys.argv[2:4]), tol=tol))
     json.dump(fingerprints(), open(sys.argv[1], 'w'), indent=1)
