@@ -201,8 +201,9 @@ def read_image(path: str | os.PathLike, shape: Sequence[int], *, resize: bool = 
     x = torch.from_numpy(np.array(a if a.ndim == 3 else a[..., None])).permute(2, 0, 1)[None]   # a writable copy
     return match_images(x, (c, h, w))[0]
 
-def image_batches(files: Sequence[Path], shape: Sequence[int], *, resize: bool = False, batch_size: int = EMBED_BATCH):
-    "uint8 tensors (B <= `batch_size`, *shape) of `files` in order, each image read by `read_image`."
+def image_batches(files: Sequence[Path], shape: Sequence[int], *, resize: bool = False, batch_size: int | None = None):
+    "uint8 tensors (B <= `batch_size`, default `EMBED_BATCH`, *shape) of `files` in order, each image read by `read_image`."
+    batch_size = batch_size or EMBED_BATCH
     for lo in range(0, len(files), batch_size):
         yield torch.stack([read_image(p, shape, resize=resize) for p in files[lo:lo + batch_size]])
 
@@ -212,8 +213,8 @@ def read_images(folder: str | os.PathLike, shape: Sequence[int], *, resize: bool
     check_image_files(files, shape, resize=resize)
     return files, torch.cat(list(image_batches(files, shape, resize=resize)))
 
-def embed_files(embedder: Embedder, files: Sequence[Path], *, resize: bool = False, batch_size: int = EMBED_BATCH) -> np.ndarray:
-    """Embeddings (N, D) of image `files`, read and embedded `batch_size` at a time (the memory of one batch of the run's
+def embed_files(embedder: Embedder, files: Sequence[Path], *, resize: bool = False, batch_size: int | None = None) -> np.ndarray:
+    """Embeddings (N, D) of image `files`, read and embedded `batch_size` (default `EMBED_BATCH`) at a time (the memory of one batch of the run's
     image size, whatever the files' sizes); the files are checked first (`check_image_files`)."""
     check_image_files(files, embedder.image_shape, resize=resize)
     out = [embedder(x) for x in image_batches(files, embedder.image_shape, resize=resize, batch_size=batch_size)]
