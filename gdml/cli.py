@@ -304,7 +304,7 @@ def _user_error(e: BaseException) -> bool:
         (data is not None and isinstance(e, data.DataError))
 
 def _stop_children():
-    """Stop this process's descendants (the kernel of `gdml run`'s notebook). A kernel runs in a session of its own, and
+    """Stop this process's descendants (the kernel of `gdml run`'s notebook). A kernel is detached from the terminal (it gets no Ctrl-C), and
     once its client is interrupted it would print the connection it lost (a ZMQError or DeadKernelError traceback).
     The record it may be writing is swapped in whole or not at all (`gdml.files.swap_folder`)."""
     try: import psutil

@@ -352,8 +352,9 @@ def test_embed_resize_holds_one_batch_in_memory(tmp_path, monkeypatch, authors_r
     d, run = authors_run
     pngs = tmp_path/'big'; pngs.mkdir()
     for i in range(7): Image.fromarray(np.full((400 + i, 300, 3), 40 * i, np.uint8)).save(pngs/f"p{i}.png")
-    monkeypatch.setattr(gdml.data, 'decode_images', lambda *a, **k: pytest.fail('decoded the whole folder at full size'))
-    monkeypatch.setattr(gdml.inference, 'EMBED_BATCH', 3)
+    whole = lambda *a, **k: pytest.fail('decoded the whole folder at full size')
+    for m in (gdml.data, gdml.inference): monkeypatch.setattr(m, 'decode_images', whole, raising=False)
+    monkeypatch.setattr(gdml.inference, 'EMBED_BATCH', 3, raising=False)
     seen = []
     embed = gdml.inference.Embedder.__call__
     monkeypatch.setattr(gdml.inference.Embedder, '__call__', lambda self, x: (seen.append(tuple(x.shape)), embed(self, x))[1])
