@@ -275,21 +275,22 @@ def _embed_out(text: str) -> Path:
     return out
 
 def cmd_embed(args) -> int:
-    "`gdml embed`: a folder of images through a trained run; writes the CSV (atomically) and prints its path."
+    """`gdml embed`: a folder of images through a trained run, `EMBED_BATCH` images at a time (each resized as it is read
+    with --resize); writes the CSV (atomically) and prints its path. Every image is embedded on its own (eval-mode
+    BatchNorm); for a run extracted with batch statistics a note says so (`gdml.inference.Embedder`)."""
     from gdml.files import atomic_write
-    from gdml.config import check_out_dir
-    from gdml.inference import load_embedder, read_images, retrieval_frame
+    from gdml.inference import load_embedder, image_files, embed_files, retrieval_frame
     out = _embed_out(args.out)
     _check_device(args.device)
     emb = load_embedder(args.run, device=args.device)
-    files, x = read_images(args.images, emb.image_shape, resize=args.resize)
     if args.k > len(emb.train_labels): raise ConfigError(f"--k {args.k} exceeds the run's {len(emb.train_labels)} train images")
-    table = retrieval_frame(emb, [f.name for f in files], emb(x), k=args.k)
+    files = image_files(args.images)
+    table = retrieval_frame(emb, [f.name for f in files], embed_files(emb, files, resize=args.resize), k=args.k)
     atomic_write(out, table.to_csv(index=False))
+    if emb.note: print(f"note: {emb.note}")
     print(f"{len(table)} images embedded by {emb!r}")
     print(f"written: {out}")
     return 0
-
 
 # %% ../nbs/09_cli.ipynb #83f62b5c
 COMMANDS = dict(run=cmd_run, sweep=cmd_sweep, tables=cmd_tables, figures=cmd_figures, demo=cmd_demo, embed=cmd_embed)
@@ -302,13 +303,36 @@ def _user_error(e: BaseException) -> bool:
     return isinstance(e, (ConfigError, RecordError, FolderBusy, FileNotFoundError, ImportError)) or \
         (data is not None and isinstance(e, data.DataError))
 
+def _stop_children():
+    """Stop this process's descendants (the kernel of `gdml run`'s notebook). A kernel is detached from the terminal (it gets no Ctrl-C), and
+    once its client is interrupted it would print the connection it lost (a ZMQError or DeadKernelError traceback).
+    The record it may be writing is swapped in whole or not at all (`gdml.files.swap_folder`)."""
+    try: import psutil
+    except ImportError: return
+    children = psutil.Process().children(recursive=True)
+    for p in children:
+        try: p.terminate()
+        except psutil.Error: pass   # gone already
+    for p in psutil.wait_procs(children, timeout=5)[1]:   # stopped before the caller cleans up after them
+        try: p.kill()
+        except psutil.Error: pass
+
+def _on_interrupt(signum, frame):
+    "SIGINT (Ctrl-C) of `gdml run`: the kernel stops first, then the command ends with one line (`main`)."
+    _stop_children()
+    raise KeyboardInterrupt
+
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `gdml` console script."
+    import signal, threading
     args = build_parser().parse_args(argv)
+    own = args.command == 'run' and threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _on_interrupt) if own else None
     try: return COMMANDS[args.command](args)
     except Exception as e:
         if not _user_error(e): raise
         print(f"gdml {args.command}: error: {e}".splitlines()[0], file=sys.stderr); return 2
     except KeyboardInterrupt:
         print(f"gdml {args.command}: interrupted", file=sys.stderr); return 130
-
+    finally:
+        if own: signal.signal(signal.SIGINT, previous)

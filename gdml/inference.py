@@ -14,58 +14,145 @@ import torch
 
 from .data import DataError, decode_images, _image_extensions
 from .distill import make_student, extraction_kwargs
+from .protocol import EXTRACTIONS
 from .engine import get_device, embed
 from .records import MODEL, ARRAYS, RESULT, load_record, RecordError
 
 # %% auto #0
-__all__ = ['Embedder', 'load_embedder', 'image_files', 'read_images', 'nearest_train', 'retrieval_frame']
+__all__ = ['EMBED_BATCH', 'Embedder', 'load_embedder', 'image_files', 'check_image_files', 'read_image', 'image_batches',
+           'read_images', 'embed_files', 'nearest_train', 'retrieval_frame']
 
 # %% ../nbs/11_inference.ipynb #531d8c67
+EMBED_BATCH = 256   # images decoded, resized and embedded at a time: memory stays bounded whatever the folder holds
+
+def _extraction_note(spec: dict) -> str:
+    "'' for a run extracted in eval mode; else the one line saying how new images are embedded instead."
+    if spec['extraction'] == 'eval': return ''
+    return (f"the run extracted its own embeddings with train-mode BatchNorm (extraction {spec['extraction']!r}: each "
+            "batch's statistics); new images are embedded each on its own with the statistics saved in training "
+            "(eval mode) and compared with the train images embedded the same way, so their coordinates are not "
+            "those of the run's figures")
+
 class Embedder:
-    "A trained run's network, ready to embed uint8 images `(N, C, H, W)` the way the run embedded its test set."
+    """A trained run's network, ready to embed uint8 images `(N, C, H, W)`, each on its own: BatchNorm in eval mode with
+    the statistics saved in training, whatever the run's `extraction` (`note` says when that differs from the run's).
+    `train_embeddings` are the train images embedded the same way."""
     def __init__(self, model: torch.nn.Module, spec: dict, train_embeddings: np.ndarray, train_labels: np.ndarray,
                  device='cpu', run_dir: str | None = None):
         self.model, self.spec, self.device, self.run_dir = model.eval(), spec, get_device(device), run_dir
         self.train_embeddings, self.train_labels = train_embeddings, train_labels
         self.image_shape, self.classes = tuple(spec['image_shape']), list(spec['classes'])
+        self.note = _extraction_note(spec)
 
-    def __call__(self, images) -> np.ndarray:
-        "Embeddings (N, D) float32 of uint8 images (N, C, H, W) of the run's image shape (numpy or torch)."
+    def _check(self, images) -> torch.Tensor:
         x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
         if x.dtype != torch.uint8 or x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
             raise ValueError(f"images must be uint8 (N, {', '.join(map(str, self.image_shape))}) as the run was trained on, "
                              f"got {x.dtype} {tuple(x.shape)}")
-        kw = extraction_kwargs(self.spec['extraction'], self.spec['raw_pixels'], len(x))
+        return x
+
+    def _embed(self, x, **kw) -> np.ndarray:
         return embed(self.model, x, mean=torch.tensor(self.spec['mean']), std=torch.tensor(self.spec['std']),
                      device=self.device, **kw).numpy()
+
+    def __call__(self, images) -> np.ndarray:
+        "Embeddings (N, D) float32 of uint8 images (N, C, H, W) of the run's image shape (numpy or torch), each its own."
+        # the inputs the network was trained on, and the BatchNorm statistics of training: no image depends on another
+        return self._embed(self._check(images), raw_pixels=self.spec['raw_pixels'], bn_train_mode=False,
+                           batch_size=EMBED_BATCH)
+
+    def as_run(self, images) -> np.ndarray:
+        """Embeddings as the run extracted its own train and test sets (`gdml.distill.extraction_kwargs`), to reproduce
+        its record. For a train-mode-BatchNorm run they depend on the whole of `images`: not for new images."""
+        x = self._check(images)
+        return self._embed(x, **extraction_kwargs(self.spec['extraction'], self.spec['raw_pixels'], len(x)))
 
     def __repr__(self):
         s = self.spec
         return (f"Embedder({s['method']} on {s['dataset']}: {s['arch']} -> {s['embedding_dim']}-D, images "
                 f"{'x'.join(map(str, self.image_shape))}, {len(self.train_labels)} train embeddings)")
 
-
 # %% ../nbs/11_inference.ipynb #bdcc99dc
+# what `load_embedder` needs of a saved spec, and of what type: a tampered spec is named, not a traceback
+_SPEC = dict(arch=str, arch_width=int, embedding_dim=int, image_shape=list, mean=list, std=list, raw_pixels=bool,
+             extraction=str, classes=list, dataset=str, method=str)
+
+def _load_model_file(path: Path) -> dict:
+    "The bundle saved in `path` (`model_bundle`), loaded as weights only; RecordError (one line) when it is not one."
+    import warnings
+    try:
+        with warnings.catch_warnings():   # torch warns about the pickle protocol of a file it then refuses
+            warnings.simplefilter('ignore'); saved = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:
+        # empty (EOFError), truncated or not a zip (RuntimeError), unreadable (OSError), or a pickle payload that
+        # weights_only refuses (UnpicklingError): torch's own text would advise loading it unsafely, so it is not shown
+        raise RecordError(f"{path}: not a {MODEL} that gdml saved ({type(e).__name__}: empty, truncated, damaged or "
+                          "replaced); rerun the run with --force") from None
+    if not (isinstance(saved, dict) and isinstance(saved.get('spec'), dict) and isinstance(saved.get('state_dict'), dict)):
+        raise RecordError(f"{path}: holds no model spec and weights (not a {MODEL} that gdml saved); rerun the run with --force")
+    return saved
+
+def _check_spec(spec: dict, path: Path) -> dict:
+    "`spec` if every field has its type and a usable value, else RecordError naming the field."
+    for k, kind in _SPEC.items():
+        v = spec.get(k)
+        if not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
+            raise RecordError(f"{path}: model spec field {k!r} is missing or not a{'n' if kind is int else ''} {kind.__name__} ({v!r:.60})")
+    shape = spec['image_shape']
+    if len(shape) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape) or shape[0] not in (1, 3):
+        raise RecordError(f"{path}: model spec image_shape must be [C, H, W] with C 1 or 3, got {shape!r:.60}")
+    if not (len(spec['mean']) == len(spec['std']) == shape[0]) or not all(isinstance(v, (int, float)) for v in spec['mean'] + spec['std']):
+        raise RecordError(f"{path}: model spec mean and std must hold {shape[0]} numbers each")
+    if spec['extraction'] not in EXTRACTIONS:
+        raise RecordError(f"{path}: model spec extraction {spec['extraction']!r:.40} is not one of {', '.join(EXTRACTIONS)}")
+    return spec
+
+def _build_model(spec: dict, state_dict: dict, path: Path) -> torch.nn.Module:
+    "The network of `spec` with the saved weights; RecordError when they do not fit (a tampered spec or weights)."
+    try:
+        model = make_student(spec['arch'], in_channels=spec['image_shape'][0], embedding_dim=spec['embedding_dim'],
+                             width=spec['arch_width'])
+        model.load_state_dict(state_dict)
+    except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as e:
+        raise RecordError(f"{path}: the saved weights do not fit the model spec ({type(e).__name__}: "
+                          f"{str(e).strip().splitlines()[0][:160] if str(e).strip() else ''})") from None
+    return model
+
+def _train_embeddings(saved: dict, spec: dict, a: dict, d: Path) -> np.ndarray:
+    "The train embeddings new images are compared with: the record's, or for a train-mode-BatchNorm run the eval-mode ones of `model.pt`."
+    if 'train_embeddings' not in a: raise RecordError(f"{d/ARRAYS}: no train embeddings (made by an older gdml): rerun the run with --force")
+    z = a['train_embeddings']
+    if spec['extraction'] != 'eval':
+        z = saved.get('eval_train_embeddings')
+        if not isinstance(z, torch.Tensor):
+            raise RecordError(f"{d}: extracted with train-mode BatchNorm (extraction {spec['extraction']!r}) and saved without "
+                              "eval-mode train embeddings (an older gdml), so new images cannot be compared with it; rerun it with --force")
+        z = z.numpy()
+    if z.ndim != 2 or z.shape != (len(a['train_labels']), spec['embedding_dim']):
+        raise RecordError(f"{d/MODEL}: the spec's embedding_dim {spec['embedding_dim']} does not fit the train embeddings "
+                          f"{tuple(z.shape)} of {len(a['train_labels'])} train images")
+    return np.asarray(z, np.float32)
+
 def load_embedder(run_dir: str | os.PathLike, # a run's folder (OUT/<dataset>/<method>/seed<N>-<hash>) or its result.json
                   device='cpu',                # where the network embeds
                  ) -> Embedder:
     """The `Embedder` of the run in folder `run_dir` (the folder of its `result.json`).
-    FileNotFoundError / RecordError name what is missing or does not belong to the record."""
+    FileNotFoundError / RecordError (one line) name what is missing, damaged or does not belong to the record."""
     d = Path(run_dir)
     if d.name == RESULT: d = d.parent
     if not (d/RESULT).is_file(): raise FileNotFoundError(f"{d}: no run record ({RESULT}); give the folder of a run (gdml run --out OUT: OUT/<dataset>/<method>/seed<N>-<hash>)")
     if not (d/MODEL).is_file(): raise FileNotFoundError(f"{d}: no saved model ({MODEL}); the run was made by a gdml without saved models: rerun it with --force")
     rec = load_record(d, arrays=True)
-    saved = torch.load(d/MODEL, map_location='cpu', weights_only=True)
+    saved = _load_model_file(d/MODEL)
     if str(saved.get('run_id')) != str(rec.get('run_id')):
         raise RecordError(f"{d/MODEL}: holds the weights of run {saved.get('run_id')}, but {RESULT} is run {rec.get('run_id')}")
+    spec = _check_spec(saved['spec'], d/MODEL)
     a = rec['arrays']
-    if 'train_embeddings' not in a: raise RecordError(f"{d/ARRAYS}: no train embeddings (made by an older gdml): rerun the run with --force")
-    spec = saved['spec']
-    model = make_student(spec['arch'], in_channels=spec['image_shape'][0], embedding_dim=spec['embedding_dim'], width=spec['arch_width'])
-    model.load_state_dict(saved['state_dict'])
-    return Embedder(model, spec, a['train_embeddings'], a['train_labels'].astype(np.int64), device, str(d))
-
+    z = _train_embeddings(saved, spec, a, d)
+    labels = a['train_labels'].astype(np.int64)
+    if len(labels) and not (0 <= labels.min() and labels.max() < len(spec['classes'])):
+        raise RecordError(f"{d/MODEL}: the spec names {len(spec['classes'])} classes, but the train labels run to {labels.max()}")
+    return Embedder(_build_model(spec, saved['state_dict'], d/MODEL), spec, z, labels, device, str(d))
 
 # %% ../nbs/11_inference.ipynb #95d8a1b1
 def image_files(folder: str | os.PathLike) -> list[Path]:
@@ -76,16 +163,62 @@ def image_files(folder: str | os.PathLike) -> list[Path]:
     if not files: raise DataError(f"{folder}: no image files ({', '.join(_image_extensions())})")
     return files
 
+def _unreadable(path, e: BaseException) -> DataError:
+    return DataError(f"{path}: unreadable image ({type(e).__name__}: {str(e).strip() or 'no detail'})".splitlines()[0])
+
+def check_image_files(files: Sequence[Path], shape: Sequence[int], *, resize: bool = False) -> None:
+    """DataError (one line, naming the file) for the first file that is not an image, or, without `resize`, whose size
+    is not `shape`'s. Reads the files' headers only: a folder is refused before anything is decoded or embedded."""
+    from PIL import Image
+    c, h, w = shape
+    for p in files:
+        try:
+            with Image.open(p) as im: size = im.size
+        except Exception as e: raise _unreadable(p, e) from None   # PIL raises several types
+        if size != (w, h) and not resize:
+            raise DataError(f"{p}: the image is {size[0]}x{size[1]} pixels, the run was trained on {w}x{h}; "
+                            "resize them, or pass resize=True (gdml embed --resize)")
+
+def read_image(path: str | os.PathLike, shape: Sequence[int], *, resize: bool = False) -> torch.Tensor:
+    """One image file as uint8 (C, H, W) of `shape` (greyscale <-> colour converted). With `resize` it is resized as soon
+    as it is decoded, and a JPEG is decoded at a reduced scale no smaller than `shape` (`PIL.Image.draft`): a large
+    photo never lies in memory at full size beside others."""
+    from PIL import Image
+    from gdml.data import _scale_16bit
+    from gdml.shift import match_images
+    c, h, w = shape
+    try:
+        with Image.open(path) as im:
+            if resize and im.size != (w, h): im.draft(im.mode, (w, h))
+            im.load()
+            a = _scale_16bit(im, path) if im.mode.startswith('I') or im.mode == 'F' else \
+                np.asarray(im.convert('L' if im.mode in ('1', 'L') else 'RGB'))
+    except DataError: raise
+    except Exception as e: raise _unreadable(path, e) from None
+    if a.shape[:2] != (h, w) and not resize:
+        raise DataError(f"{path}: the image is {a.shape[1]}x{a.shape[0]} pixels, the run was trained on {w}x{h}; "
+                        "resize them, or pass resize=True (gdml embed --resize)")
+    x = torch.from_numpy(np.array(a if a.ndim == 3 else a[..., None])).permute(2, 0, 1)[None]   # a writable copy
+    return match_images(x, (c, h, w))[0]
+
+def image_batches(files: Sequence[Path], shape: Sequence[int], *, resize: bool = False, batch_size: int | None = None):
+    "uint8 tensors (B <= `batch_size`, default `EMBED_BATCH`, *shape) of `files` in order, each image read by `read_image`."
+    batch_size = batch_size or EMBED_BATCH
+    for lo in range(0, len(files), batch_size):
+        yield torch.stack([read_image(p, shape, resize=resize) for p in files[lo:lo + batch_size]])
+
 def read_images(folder: str | os.PathLike, shape: Sequence[int], *, resize: bool = False) -> tuple[list[Path], torch.Tensor]:
     "(files, uint8 images (N, *shape)) of the image files in `folder`, converted to `shape`'s channels, resized if `resize`."
-    from gdml.shift import match_images
     files = image_files(folder)
-    x = torch.from_numpy(decode_images(files, progress=False))
-    c, h, w = shape
-    if tuple(x.shape[-2:]) != (h, w) and not resize:
-        raise DataError(f"{folder}: images are {x.shape[-1]}x{x.shape[-2]} pixels, the run was trained on {w}x{h}; "
-                        "resize them, or pass resize=True (gdml embed --resize)")
-    return files, match_images(x, (c, h, w))
+    check_image_files(files, shape, resize=resize)
+    return files, torch.cat(list(image_batches(files, shape, resize=resize)))
+
+def embed_files(embedder: Embedder, files: Sequence[Path], *, resize: bool = False, batch_size: int | None = None) -> np.ndarray:
+    """Embeddings (N, D) of image `files`, read and embedded `batch_size` (default `EMBED_BATCH`) at a time (the memory of one batch of the run's
+    image size, whatever the files' sizes); the files are checked first (`check_image_files`)."""
+    check_image_files(files, embedder.image_shape, resize=resize)
+    out = [embedder(x) for x in image_batches(files, embedder.image_shape, resize=resize, batch_size=batch_size)]
+    return np.concatenate(out) if out else np.empty((0, embedder.spec['embedding_dim']), np.float32)
 
 def nearest_train(embedder: Embedder, embeddings: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
     "(indices, distances), each (N, k): the `k` nearest train embeddings of each row (Euclidean, sklearn)."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07a_records.ipynb #5c6cb656
 from __future__ import annotations
-import dataclasses, datetime, errno, hashlib, io, json, os, platform, random, subprocess, sys, tempfile, time, uuid
+import dataclasses, datetime, errno, hashlib, io, json, math, os, platform, random, subprocess, sys, tempfile, time, uuid
 from pathlib import Path
 from typing import Callable
 
@@ -17,11 +17,11 @@ from .config import (RunConfig, ConfigError, seen_class_list, config_dict, confi
 
 # %% auto #0
 __all__ = ['ZHAT_CACHE', 'TRAINERS', 'CLAIM_COLUMNS', 'RESULT', 'ARRAYS', 'NOTEBOOK', 'FAILURE', 'MODEL', 'FAILED_NOTEBOOK',
-           'MANIFEST', 'git_commit', 'code_tokens', 'source_hash', 'versions', 'device_info', 'polygon_corners',
-           'data_hash', 'gemini_key', 'class_means', 'check_run_data', 'model_bundle', 'run_experiment', 'RecordError',
-           'write_record', 'load_record', 'current_data_hash', 'has_record', 'scan_records', 'load_records',
-           'run_and_write', 'read_manifest', 'quiet_kernel_manager', 'run_notebook_path', 'notebook_parameters',
-           'execute_run']
+           'MANIFEST', 'KERNEL_DIR_PREFIX', 'git_commit', 'code_tokens', 'source_hash', 'versions', 'device_info',
+           'polygon_corners', 'data_hash', 'gemini_key', 'class_means', 'check_run_data', 'check_extraction',
+           'model_bundle', 'run_experiment', 'RecordError', 'write_record', 'load_record', 'current_data_hash',
+           'has_record', 'scan_records', 'load_records', 'run_and_write', 'read_manifest', 'remove_stale_kernel_dirs',
+           'quiet_kernel_manager', 'run_notebook_path', 'notebook_parameters', 'execute_run']
 
 # %% ../nbs/07a_records.ipynb #8897fb81
 def _source_root() -> Path:
@@ -258,15 +258,40 @@ def check_run_data(ds, name: str = ''):
                                 f"{'s' if least > 1 else ''}; too few in {', '.join(few[:5])}{' ...' if len(few) > 5 else ''}")
     return ds
 
+def _single_image_batch(extraction: str, n: int) -> int | None:
+    "The batch size with which `extraction` would embed `n` images in a batch of one image under batch statistics, else None."
+    from gdml.distill import extraction_kwargs
+    kw = extraction_kwargs(extraction, False, n)
+    if not kw['bn_train_mode'] or n < 1: return None
+    parts = math.ceil(n / kw['batch_size'])   # `gdml.engine.embed` splits the n images into this many near-equal batches
+    return kw['batch_size'] if n // parts == 1 else None
+
+def check_extraction(config: RunConfig, ds, unseen=None):
+    """DataError (one line, before anything trains) when the run's extraction would embed one of its image sets with
+    train-mode BatchNorm in a batch of a single image: such a batch has no batch statistics (the image's own, or none
+    where a map is 1x1: "Expected more than 1 value per channel when training"), and the run would fail, or measure
+    nonsense, after training. The sets: train, test, the claims' test queries (at most CLAIM_QUERIES) and unseen test."""
+    from gdml.data import DataError
+    from gdml.shift import CLAIM_QUERIES
+    sets = [('train', len(ds.y_train)), ('test', len(ds.y_test)), ('claims query', min(len(ds.y_test), CLAIM_QUERIES))]
+    if unseen is not None: sets.append(('unseen-class test', len(unseen.y_test)))
+    for what, n in sets:
+        bs = _single_image_batch(config.extraction, n)
+        if bs is not None:
+            raise DataError(f"extraction {config.extraction!r} embeds with the BatchNorm statistics of each batch, and "
+                            f"{n} {what} images in batches of {bs} leave a batch of one image, which has none; "
+                            f"use --extraction eval, or a {what} set of another size (e.g. {n + 1})")
+    return ds
+
 def _load_for(config: RunConfig):
     "The run's data: (train/test dataset, the unseen classes' dataset of a class-disjoint run or None, `data_hash` of the whole data)."
     from gdml.data import load_dataset
     ds = load_dataset(config.dataset); whole = data_hash(ds)
-    if not config.seen_classes: return check_run_data(ds, config.dataset), None, whole
+    if not config.seen_classes: return check_extraction(config, check_run_data(ds, config.dataset)), None, whole
     from gdml.shift import class_disjoint_split
     try: seen, unseen = class_disjoint_split(ds, seen_class_list(config.seen_classes))
     except ValueError as e: raise ConfigError(f"seen_classes {config.seen_classes!r}: {e}") from None
-    return check_run_data(seen, config.dataset), unseen, whole
+    return check_extraction(config, check_run_data(seen, config.dataset), unseen), unseen, whole
 
 def _claims(config: RunConfig, ds, unseen, embed_fn, train_emb, test_emb) -> dict:
     "`gdml.shift.measure_claims` for this run, plus leave-one-out retrieval on the unseen classes of a class-disjoint run."
@@ -282,13 +307,21 @@ def _claims(config: RunConfig, ds, unseen, embed_fn, train_emb, test_emb) -> dic
     return claims
 
 def model_bundle(config: RunConfig, model, ds) -> dict:
-    """What `gdml.inference.load_embedder` needs to embed new images as this run did: the trained weights (CPU)
-    and how to rebuild and feed the network (architecture, input shape, normalisation, extraction, class names)."""
+    """What `gdml.inference.load_embedder` needs to embed new images: the trained weights (CPU), how to rebuild and
+    feed the network (architecture, input shape, normalisation, extraction, class names) and, for a run extracted with
+    train-mode BatchNorm, its train images embedded in eval mode (`eval_train_embeddings`)."""
     spec = dict(arch=config.arch, arch_width=config.arch_width, embedding_dim=config.embedding_dim,
                 image_shape=list(ds.x_train.shape[1:]), mean=[float(v) for v in ds.mean], std=[float(v) for v in ds.std],
                 raw_pixels=config.raw_pixels, extraction=config.extraction, classes=list(map(str, ds.classes)),
                 dataset=dataset_slug(config.dataset), method=config.method)
-    return dict(spec=spec, state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+    bundle = dict(spec=spec, state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+    if config.extraction != 'eval':
+        # the record's embeddings used each batch's BatchNorm statistics; new images are embedded each on its own, with
+        # the statistics saved in training (gdml.inference), and compared with the train images embedded that way
+        from gdml.engine import embed
+        bundle['eval_train_embeddings'] = embed(model, ds.x_train, mean=ds.mean, std=ds.std, raw_pixels=config.raw_pixels,
+                                                bn_train_mode=False, device=next(model.parameters()).device).float()
+    return bundle
 
 # %% ../nbs/07a_records.ipynb #e509db4d
 def run_experiment(config: RunConfig,  # what to run (`gdml.config.make_config`)
@@ -517,9 +550,57 @@ def read_manifest(runs_dir: str | os.PathLike) -> list[dict]:
 _KERNEL_START_ERRORS = ("Address already in use", "Kernel didn't respond", "Kernel died before replying",
                         "kernel died", "Timeout waiting for kernel", "ZMQError")
 
+KERNEL_DIR_PREFIX = 'gdml-kernel-'   # + the pid of the process that made it + '-' + random: a kernel's IPC folder
+_OWN_KERNEL_DIRS: set = set()        # the folders this process made: removed at its exit (an interrupted run) too
+
 def _ipc_ok() -> bool:
     "Whether kernels can use IPC sockets in a private temporary folder (Unix sockets, a path short enough for them)."
-    return os.name == 'posix' and len(os.path.join(tempfile.gettempdir(), 'gdml-kernel-xxxxxxxx', 'k-65535')) < 100
+    return os.name == 'posix' and len(os.path.join(tempfile.gettempdir(), f'{KERNEL_DIR_PREFIX}4194304-xxxxxxxx', 'k-65535')) < 100
+
+def _pid_alive(pid: int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except (PermissionError, OverflowError): return True   # another user's process (or not a pid): leave its folder
+    return True
+
+def _bound_unix_sockets() -> str | None:
+    "The paths of the bound Unix sockets (/proc/net/unix), or None where the system does not list them."
+    try: return Path('/proc/net/unix').read_text()
+    except OSError: return None
+
+def _stale_kernel_dir(p: Path, sockets: str | None, min_age: float = 600) -> bool:
+    """Whether `p`, a kernel folder, is this user's and its kernel is gone: the process that made it has ended and no
+    socket in it is bound. An older gdml's folder has no pid in its name: stale when no socket in it is bound and it is
+    older than `min_age` seconds (its maker may not have started its kernel yet)."""
+    try: st = p.stat()
+    except OSError: return False
+    if not p.is_dir() or st.st_uid != os.getuid(): return False
+    pid, _, rest = p.name[len(KERNEL_DIR_PREFIX):].partition('-')
+    if rest and pid.isdigit():
+        if _pid_alive(int(pid)): return False
+    elif sockets is None or time.time() - st.st_mtime < min_age: return False
+    return sockets is None or f"{p}{os.sep}" not in sockets
+
+def remove_stale_kernel_dirs(folder: str | os.PathLike | None = None) -> list[Path]:
+    """Remove the kernel folders (`KERNEL_DIR_PREFIX`) in `folder` (default: the temporary folder) that a killed or
+    interrupted run left behind: their kernel is gone (`_stale_kernel_dir`). Returns those removed."""
+    import shutil
+    folder = Path(folder or tempfile.gettempdir())
+    try: found = [p for p in folder.iterdir() if p.name.startswith(KERNEL_DIR_PREFIX)]
+    except OSError: return []
+    if not found: return []
+    sockets = _bound_unix_sockets()
+    gone = [p for p in found if _stale_kernel_dir(p, sockets)]
+    for p in gone: shutil.rmtree(p, ignore_errors=True)
+    return gone
+
+def _remove_own_kernel_dirs():
+    "At exit (a run interrupted before its kernels were shut down): the kernel folders this process made."
+    import shutil
+    for d in list(_OWN_KERNEL_DIRS): shutil.rmtree(d, ignore_errors=True)
+
+import atexit
+atexit.register(_remove_own_kernel_dirs)
 
 def quiet_kernel_manager():
     """The kernel manager of the run notebooks. Its kernels talk over IPC sockets in a private temporary folder,
@@ -529,7 +610,7 @@ def quiet_kernel_manager():
     either. A kernel is shut down by request only: jupyter_client sends SIGINT before the shutdown request, and a kernel
     that has finished but is still handling a message then logs "KeyboardInterrupt caught in kernel". Any other
     interrupt (nbclient's, when a cell times out) is sent as before; a kernel that does not stop on request is still
-    terminated, then killed."""
+    terminated, then killed. The IPC folders that killed or interrupted runs left are removed (`remove_stale_kernel_dirs`)."""
     import shutil, zmq
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import CaselessStrEnum
@@ -541,13 +622,16 @@ def quiet_kernel_manager():
             return 'auto' if self.transport == 'tcp' and zmq.has('curve') else 'disabled'
         def _ip_default(self):
             if self.transport != 'ipc': return super()._ip_default()
-            self._ipc_dir = tempfile.mkdtemp(prefix='gdml-kernel-')
+            self._ipc_dir = tempfile.mkdtemp(prefix=f'{KERNEL_DIR_PREFIX}{os.getpid()}-')
+            _OWN_KERNEL_DIRS.add(self._ipc_dir)
             return os.path.join(self._ipc_dir, 'k')
         async def _async_interrupt_kernel(self):
             if not self.shutting_down: await super()._async_interrupt_kernel()
         async def _async_cleanup_resources(self, restart: bool = False):
             await super()._async_cleanup_resources(restart=restart)
-            if self._ipc_dir and not restart: shutil.rmtree(self._ipc_dir, ignore_errors=True)
+            if self._ipc_dir and not restart:
+                shutil.rmtree(self._ipc_dir, ignore_errors=True); _OWN_KERNEL_DIRS.discard(self._ipc_dir)
+    remove_stale_kernel_dirs()   # what killed runs left (a sweep's worker killed, a Ctrl-C): once per run
     return QuietKernelManager
 
 # %% ../nbs/07a_records.ipynb #59ef37be
@@ -641,7 +725,9 @@ def execute_run(config: RunConfig,           # what to run
     with folder_lock(d, 'run folder'):   # FolderBusy (one line) while another process writes this record
         if not force and has_record(config, out_dir): return dict(status, status='skipped')   # finished meanwhile
         _remove_leftovers(d)
-        return _execute(config, out_dir, status, notebook, kernel_name, retries, stagger, execution_timeout, zhat_cache)
+        try: return _execute(config, out_dir, status, notebook, kernel_name, retries, stagger, execution_timeout, zhat_cache)
+        except KeyboardInterrupt:   # Ctrl-C (gdml.cli stops the kernel first): the attempt leaves nothing behind
+            _remove_leftovers(d); raise
 
 def _execute(config, out_dir, status, notebook, kernel_name, retries, stagger, execution_timeout, zhat_cache) -> dict:
     "`execute_run` once it holds the run folder's lock."

@@ -276,3 +276,203 @@ def test_sweep_without_a_scheduler_at_the_address_is_one_line(tmp_path):
         run_sweep([make_config('digits', 'gdml', 0)], tmp_path/'runs', scheduler=f'tcp://127.0.0.1:{port}',
                   connect_timeout=1, progress=False)
     assert '\n' not in str(e.value)
+
+
+# --- issue 20: records you can trust (embedding new images, damaged files, interrupts) ---
+
+@pytest.fixture(scope='module')
+def _authors_record(tmp_path_factory):
+    return _make_authors_run(tmp_path_factory.mktemp('authors')/'runs')
+
+
+@pytest.fixture
+def authors_run(_authors_record, tmp_path):
+    "(digits, the folder of a fresh copy of a train-mode-BatchNorm run's record)."
+    d, run = _authors_record
+    copy = tmp_path/'runs'/run.name; shutil.copytree(run, copy)
+    return d, copy
+
+
+def _make_authors_run(out):
+    """A record extracted with train-mode BatchNorm (the authors' code), made by hand instead of trained: a ResNet-18 on
+    the 8x8 digits has 1x1 maps in its last block, where the statistics of a single image fail."""
+    from gdml.data import load_dataset
+    from gdml.distill import make_student, extraction_kwargs
+    from gdml.engine import embed
+    from gdml.records import model_bundle
+    d, cfg = load_dataset('digits'), make_config('digits', 'gdml', 0, arch='resnet18', extraction='authors')
+    net = make_student('resnet18', in_channels=1, embedding_dim=2, seed=0).train()
+    with torch.no_grad(): net((d.x_train[:512].float() - d.mean.view(1, -1, 1, 1)) / d.std.view(1, -1, 1, 1))
+    z = lambda x: embed(net, x, mean=d.mean, std=d.std, device='cpu', **extraction_kwargs('authors', False, len(x))).numpy()
+    return d, write_record(dict(run_id='bn0', dataset='digits', method='gdml', seed=0, profile='quick',
+                                config_hash=config_hash(cfg), config=config_dict(cfg), metrics=dict(recall_at_1=50.0),
+                                arrays=dict(test_embeddings=z(d.x_test), test_labels=d.y_test.numpy(),
+                                            train_embeddings=z(d.x_train), train_labels=d.y_train.numpy()),
+                                model=model_bundle(cfg, net, d)), out)
+
+
+def test_embed_of_a_train_mode_batchnorm_run(cli, tmp_path, authors_run):
+    "1 to 7 images embed (no 'Expected more than 1 value per channel'), and an image's row is the same beside any other."
+    from PIL import Image
+    import pandas as pd
+    d, run = authors_run
+    rows = {}
+    for n in range(1, 8):
+        pngs = tmp_path/f'pngs{n}'; pngs.mkdir()
+        for i in range(n): Image.fromarray(d.x_test[[0, 5, 1, 2, 3, 4, 6][i], 0].numpy()).save(pngs/f"img_{i}.png")
+        r = cli('embed', '--run', run, '--images', pngs, '--out', tmp_path/f'{n}.csv', '--k', 3)
+        assert r.returncode == 0, r.stderr
+        assert 'note: the run extracted its own embeddings with train-mode BatchNorm' in r.stdout, r.stdout
+        rows[n] = pd.read_csv(tmp_path/f'{n}.csv')
+    first = [rows[n].loc[0, ['dim_0', 'dim_1']].to_numpy(float) for n in rows]   # the same image beside 0..6 others
+    assert all(np.allclose(f, first[0], atol=1e-4) for f in first), first
+
+
+def test_embed_resize_reads_mixed_sizes(cli, tmp_path, authors_run):
+    "--resize takes images of mixed sizes (the case it exists for), a large JPEG included; without it the first odd size is one line."
+    from PIL import Image
+    import pandas as pd
+    d, run = authors_run
+    pngs, rng = tmp_path/'mixed', np.random.default_rng(0); pngs.mkdir()
+    for i, (h, w) in enumerate([(8, 8), (28, 28), (300, 200), (33, 61), (1, 1)]):
+        Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8)).save(pngs/f"m{i}.png")
+    Image.fromarray(rng.integers(0, 256, (1200, 1600, 3), dtype=np.uint8)).save(pngs/'photo.jpg', quality=90)
+    r = cli('embed', '--run', run, '--images', pngs, '--out', tmp_path/'out.csv', '--resize')
+    assert r.returncode == 0, r.stderr
+    assert pd.read_csv(tmp_path/'out.csv').file.tolist() == ['m0.png', 'm1.png', 'm2.png', 'm3.png', 'm4.png', 'photo.jpg']
+    one_line_error(cli('embed', '--run', run, '--images', pngs, '--out', tmp_path/'x.csv'),
+                   'm1.png: the image is 28x28 pixels, the run was trained on 8x8', '--resize')
+    assert not (tmp_path/'x.csv').exists()
+
+
+def test_embed_resize_holds_one_batch_in_memory(tmp_path, monkeypatch, authors_run):
+    "gdml embed --resize decodes one image at a time and embeds EMBED_BATCH at a time, never the folder at full size."
+    from PIL import Image
+    import gdml.data, gdml.inference
+    d, run = authors_run
+    pngs = tmp_path/'big'; pngs.mkdir()
+    for i in range(7): Image.fromarray(np.full((400 + i, 300, 3), 40 * i, np.uint8)).save(pngs/f"p{i}.png")
+    whole = lambda *a, **k: pytest.fail('decoded the whole folder at full size')
+    for m in (gdml.data, gdml.inference): monkeypatch.setattr(m, 'decode_images', whole, raising=False)
+    monkeypatch.setattr(gdml.inference, 'EMBED_BATCH', 3, raising=False)
+    seen = []
+    embed = gdml.inference.Embedder.__call__
+    monkeypatch.setattr(gdml.inference.Embedder, '__call__', lambda self, x: (seen.append(tuple(x.shape)), embed(self, x))[1])
+    assert main(['embed', '--run', str(run), '--images', str(pngs), '--out', str(tmp_path/'o.csv'), '--resize']) == 0
+    assert seen == [(3, 1, 8, 8), (3, 1, 8, 8), (1, 1, 8, 8)], seen
+
+
+@pytest.mark.parametrize('name, data', [('empty.png', b''), ('text.png', b'just some text'), ('half.png', 'half'),
+                                        ('damaged.jpg', b'\xff\xd8\xff\xe0' + bytes(300))])
+@pytest.mark.parametrize('resize', [False, True])
+def test_embed_a_bad_image_is_one_line(cli, tmp_path, name, data, resize, authors_run):
+    from PIL import Image
+    d, run = authors_run
+    pngs = tmp_path/'pngs'; pngs.mkdir()
+    Image.fromarray(d.x_test[0, 0].numpy()).save(pngs/'good.png')
+    if data == 'half':
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (8, 8), dtype=np.uint8)).save(tmp_path/'full.png')
+        data = (tmp_path/'full.png').read_bytes()[:60]
+    (pngs/name).write_bytes(data); (pngs/'notes.txt').write_text('not an image: not read')
+    one_line_error(cli('embed', '--run', run, '--images', pngs, '--out', tmp_path/'x.csv', *(['--resize'] if resize else [])),
+                   f'{name}: unreadable image')
+    assert not (tmp_path/'x.csv').exists()
+
+
+class _Evil:
+    def __reduce__(self): return (print, ('code in model.pt ran',))
+
+
+def _damage(run, how):
+    import io, pickle
+    f = run/'model.pt'
+    if how == 'empty': f.write_bytes(b'')
+    elif how == 'truncated': f.write_bytes(f.read_bytes()[:1000])
+    elif how == 'not a zip': f.write_bytes(b'junk' * 100)
+    elif how == 'pickle payload': f.write_bytes(pickle.dumps(_Evil()))
+    elif how == 'a folder': f.unlink(); f.mkdir()
+    else:
+        saved = torch.load(f, weights_only=True)
+        if how == 'unknown arch': saved['spec']['arch'] = 'vgg'
+        elif how == 'short image_shape': saved['spec']['image_shape'] = [1]
+        elif how == 'another arch': saved['spec']['arch'] = 'small_cnn'   # the weights are a ResNet-18's
+        elif how == 'classes dropped': saved['spec']['classes'] = []
+        buf = io.BytesIO(); torch.save(saved, buf); f.write_bytes(buf.getvalue())
+
+
+@pytest.mark.parametrize('how', ['empty', 'truncated', 'not a zip', 'pickle payload', 'unknown arch', 'short image_shape',
+                                 'another arch', 'classes dropped', 'a folder'])
+def test_embed_with_a_damaged_model_is_one_line(cli, tmp_path, how, authors_run):
+    "A corrupt, truncated, empty or pickle-payload model.pt, or a tampered spec: one line naming model.pt, no advice to load it unsafely."
+    from PIL import Image
+    d, run = authors_run
+    pngs = tmp_path/'pngs'; pngs.mkdir(); Image.fromarray(d.x_test[0, 0].numpy()).save(pngs/'a.png')
+    _damage(run, how)
+    r = cli('embed', '--run', run, '--images', pngs, '--out', tmp_path/'x.csv')
+    one_line_error(r, 'model.pt')
+    assert 'weights_only' not in r.stderr and 'code in model.pt ran' not in r.stdout
+    assert not (tmp_path/'x.csv').exists()
+
+
+def test_a_small_test_set_with_batch_statistics_fails_before_training(cli, tmp_path):
+    "extraction 'authors' embeds 5 test images in batches of 2, 2 and 1: refused before anything trains, nothing written."
+    from PIL import Image
+    data, rng = tmp_path/'tiny', np.random.default_rng(0)
+    for split, n in (('train', 6), ('test', 3)):
+        for c in range(2):
+            (data/split/f'c{c}').mkdir(parents=True)
+            for i in range(n if c == 0 or split == 'train' else n - 1):   # test: 3 + 2 images
+                Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(data/split/f'c{c}'/f'{i}.png')
+    one_line_error(cli('run', '--in-process', '--dataset', data, '--extraction', 'authors', '--epochs', 1,
+                       '--gemini-epochs', 1, '--out', tmp_path/'runs'), '5 test images in batches of 2', '--extraction eval')
+    assert not (tmp_path/'runs').exists()   # no record, no Z-hat cache: nothing trained
+
+
+@pytest.mark.parametrize('value', ["'; import os; os.system('touch PWNED') #", '"; import os; os.system("touch PWNED") #',
+                                   "x\nimport os; os.system('touch PWNED')", "\\'; import os #", "{0}{1} ''' \"\"\" \\n"])
+def test_a_parameter_cannot_inject_code_into_the_run_notebook(tmp_path, value):
+    "An ImageFolder path carrying code reaches the kernel as the same string: the injected cell holds only assignments of constants."
+    import ast
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+    from gdml.records import notebook_parameters, run_notebook_path
+    data = tmp_path/value.replace('/', '_')
+    for split in ('train', 'test'):
+        for c in ('a', 'b'): (data/split/c).mkdir(parents=True)
+    c = make_config(str(data), 'gdml', 0)
+    params = notebook_parameters(c, tmp_path/'runs', force=True)
+    nb = parameterize_notebook(load_notebook_node(str(run_notebook_path())), params)   # as papermill.execute_notebook does
+    cell = next(''.join(x.source) for x in nb.cells if 'injected-parameters' in x.metadata.get('tags', []))
+    body = ast.parse(cell).body
+    assert all(isinstance(s, ast.Assign) and isinstance(s.value, ast.Constant) for s in body), cell
+    got = {s.targets[0].id: s.value.value for s in body}
+    assert got['dataset'] == str(data) and got == {k: v for k, v in params.items()}, got
+
+
+def test_ctrl_c_on_gdml_run_is_one_line(tmp_path):
+    """SIGINT to `gdml run` while its notebook's kernel runs: `interrupted` and nothing else (no DeadKernelError or
+    ZMQError traceback from the kernel), no half-written record and no kernel folder left."""
+    import os, signal, time, tempfile
+    tmp = Path(tempfile.mkdtemp(prefix='g'))   # short: the kernels' IPC socket paths must stay under ~100 characters
+    try:
+        out = tmp_path/'runs'
+        env = dict(os.environ, TMPDIR=str(tmp))
+        exe = shutil.which('gdml', path=str(Path(sys.executable).parent))
+        cmd = ([exe] if exe else [sys.executable, '-c', 'import sys; from gdml.cli import main; sys.exit(main())'])
+        p = subprocess.Popen(cmd + ['run', '--out', str(out), '--epochs', '1', '--gemini-epochs', '1'], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            while not list(tmp.glob('gdml-kernel-*/k-*')):   # the kernel has bound its sockets: the notebook runs
+                assert p.poll() is None, p.communicate()
+                time.sleep(0.1)
+            p.send_signal(signal.SIGINT)
+            o, e = p.communicate(timeout=120)
+        finally:
+            if p.poll() is None: p.kill()
+        assert p.returncode == 130 and e == 'gdml run: interrupted\n', (p.returncode, e[-3000:])
+        left = sorted(str(q.relative_to(out)) for q in out.rglob('*')) if out.exists() else []
+        assert left in ([], ) or {'embeddings.npz', 'model.pt', 'result.json'} <= {Path(q).name for q in left}, left
+        if left: load_record(next(out.rglob(RESULT)))   # the kernel finished first: the record is whole
+        assert not list(tmp.glob('gdml-kernel-*')), list(tmp.iterdir())
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
