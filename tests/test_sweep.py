@@ -2,6 +2,8 @@
 import json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 
+import pytest
+
 from gdml.records import RESULT, ARRAYS, load_record
 
 
@@ -26,6 +28,7 @@ def _records(out):
     return recs
 
 
+@pytest.mark.slow
 def test_sweep_resumes_after_sigkill(tmp_path):
     out = tmp_path/'runs'
     proc = subprocess.Popen(_sweep_args(out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
