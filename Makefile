@@ -7,10 +7,10 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.gdml-installed
 PYTEST_ARGS ?=
-# cell flags to run besides the default ones, e.g. `make test GDML_TEST_FLAGS=slow`
+# cell flags to run besides the default ones, e.g. `make test GDML_TEST_FLAGS=slow` (also runs the tests marked slow)
 export GDML_TEST_FLAGS
 
-.PHONY: demo test paper install clean-venv gpu-pack gpu-commit docs readme check-lab
+.PHONY: demo test test-slow paper install clean-venv gpu-pack gpu-commit docs readme check-lab
 
 install: $(STAMP)
 
@@ -27,6 +27,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS) tests
+
+# the end-to-end tests alone (marked `slow`, tests/conftest.py), as .ci/run runs them after `make test`;
+# pytest's exit status 5 (no test collected) is no failure
+test-slow: $(STAMP)
+	GDML_TEST_FLAGS="slow $(GDML_TEST_FLAGS)" $(BIN)/python -m pytest -ra -m slow $(PYTEST_ARGS) tests || [ $$? -eq 5 ]
 
 paper: $(STAMP)
 	$(BIN)/gdml sweep --profile paper --datasets mnist fashion_mnist cifar10 --seeds 10 --out results/paper

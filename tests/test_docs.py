@@ -59,6 +59,7 @@ def test_docs_nav_names_every_notebook_in_order():
     assert sorted(pages[1 + len(library):]) == experiments, "then every experiment notebook"
 
 
+@pytest.mark.slow
 def test_docs_site_builds_and_serves_its_pages(tmp_path):
     if not (BIN/'mkdocs').exists(): pytest.skip('mkdocs is not installed (pip install -e .[dev])')
     site = tmp_path/'site'

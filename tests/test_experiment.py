@@ -67,7 +67,7 @@ def test_execute_run_writes_a_full_record_then_skips(notebook_run, runs):
     assert rec['config'] == {**config.__dict__} and rec['seed'] == 1 and rec['config_hash'] == config_hash(config)
     paper = {'recall_at_1', 'f1', 'nmi', 'r_precision', 'map_at_r', 'recall_macro'}
     assert paper <= set(rec['metrics']) and set(rec['metrics']) - paper <= set(CLAIM_COLUMNS)   # and the claims measured
-    assert all(0 <= rec['metrics'][k] <= 100 for k in paper)
+    assert all(0 < rec['metrics'][k] < 100 for k in paper) and rec['metrics']['recall_at_1'] > 30   # chance: 10; 57.6
     assert set(rec['timings']) >= {'gemini', 'student', 'evaluation', 'total'}
     assert not any(os.sep in v for v in rec['versions'].values())   # versions, not paths of this machine
     assert {'python', 'torch', 'gdml'} <= set(rec['versions']) and rec['device']['type'] == 'cpu'
@@ -111,6 +111,7 @@ def test_record_writes_are_atomic(tmp_path, monkeypatch):
     assert has_record(config, tmp_path)
 
 
+@pytest.mark.slow
 def test_scaling_notebook_runs_a_tiny_grid(tmp_path):
     "The scaling study end to end on digits: sweep, FLOP counts, the gap table and its verdict line."
     import papermill
@@ -126,6 +127,7 @@ def test_scaling_notebook_runs_a_tiny_grid(tmp_path):
     assert sorted(r.get('zhat_from_cache') for r in recs if r['method'] == 'gdml') == [False, True]   # GEMINI trained once
 
 
+@pytest.mark.slow
 def test_claims_and_ablations_notebooks_run_a_tiny_grid(tmp_path):
     """The claims report and the ablations on digits, sharing one records folder: sweep, claims in every record,
     a verdict per claim (the class-disjoint and mined sections say 'not measured' without runs), and the ablations
@@ -156,20 +158,25 @@ def test_a_class_disjoint_run_measures_the_unseen_classes(tmp_path):
     "`seen_classes` trains on those classes only and adds leave-one-out retrieval on the others to the record."
     from gdml.records import run_experiment
     rec = run_experiment(make_config('digits', 'gdml', 0, gemini_epochs=1, epochs=1, seen_classes='0,1,2,3,4', device='cpu'))
-    assert rec['classes'] == ['0', '1', '2', '3', '4'] or rec['classes'] == [0, 1, 2, 3, 4]
+    assert rec['classes'] == ['0', '1', '2', '3', '4']   # class names as str, as for every dataset
     assert set(rec['arrays']['test_labels'].tolist()) == {0, 1, 2, 3, 4}
     assert rec['claims']['unseen']['classes'] == ['5', '6', '7', '8', '9'] and rec['claims']['unseen']['n'] > 100
-    assert 0 <= rec['metrics']['unseen_recall_at_1'] <= 100 and 'unseen_map_at_r' in rec['metrics']
+    assert 25 < rec['metrics']['unseen_recall_at_1'] <= 100 and 'unseen_map_at_r' in rec['metrics']   # chance: 20; 41
     with pytest.raises(ConfigError, match="seen_classes '0,12'"):
         run_experiment(make_config('digits', 'gdml', 0, gemini_epochs=1, epochs=1, seen_classes='0,12', device='cpu'))
 
 
-PROFILE_DATA = [('digits', dict(gemini_epochs=1, epochs=1)),
-                ('fashion_mnist', dict(gemini_epochs=1, epochs=1, arch='small_cnn'))]
+DIGITS, FASHION = dict(gemini_epochs=1, epochs=1), dict(gemini_epochs=1, epochs=1, arch='small_cnn')
+# digits on the profiles' ResNet-18 (the authors' one: ~60 s, mostly its claims, so slow) and, fast, a small CNN;
+# Fashion-MNIST (60,000 images: minutes) in the slow set
+PROFILE_CASES = [pytest.param('digits', DIGITS, 'paper', id='digits-paper'),
+                 pytest.param('digits', DIGITS, 'authors', id='digits-authors', marks=pytest.mark.slow),
+                 pytest.param('digits', dict(DIGITS, arch='small_cnn'), 'authors', id='digits-authors-small_cnn'),
+                 pytest.param('fashion_mnist', FASHION, 'paper', id='fashion_mnist-paper', marks=pytest.mark.slow),
+                 pytest.param('fashion_mnist', FASHION, 'authors', id='fashion_mnist-authors', marks=pytest.mark.slow)]
 
 
-@pytest.mark.parametrize('profile', ['paper', 'authors'])
-@pytest.mark.parametrize('dataset, sizes', PROFILE_DATA, ids=[d for d, _ in PROFILE_DATA])
+@pytest.mark.parametrize('dataset, sizes, profile', PROFILE_CASES)
 def test_both_protocols_run_through_the_cli(tmp_path, profile, dataset, sizes):
     "`gdml run --profile paper|authors` on digits and Fashion-MNIST (epochs cut to 1 so that it fits a test)."
     if dataset != 'digits' and not (Path(os.environ.get('GDML_DATA') or '/nonexistent')/'FashionMNIST').is_dir():
@@ -177,11 +184,11 @@ def test_both_protocols_run_through_the_cli(tmp_path, profile, dataset, sizes):
     from gdml.cli import main
     args = ['run', '--dataset', dataset, '--profile', profile, '--out', str(tmp_path), '--device', 'cpu', '--in-process']
     for k, v in sizes.items(): args += [f"--{k.replace('_', '-')}", str(v)]
-    assert main(args) in (0, None)
+    assert main(args) == 0
     rec = json.loads(next(tmp_path.glob('**/result.json')).read_text())
     want = make_config(dataset, 'gdml', 0, profile, **sizes)
     assert rec['config'] == {**want.__dict__, 'device': 'cpu'} and rec['profile'] == profile
-    assert 0 <= rec['metrics']['recall_macro'] <= 100
+    assert 25 < rec['metrics']['recall_macro'] <= 100   # chance: 10; digits after 1+1 epochs: 40 (paper) to 73
     if profile == 'authors': assert rec['val_loss'] is not None       # the authors' 90/10 split held out 10%
 
 

@@ -160,6 +160,7 @@ def run_stage(stage, *args, work, packs, out, extra_env=None, timeout=300):
     return r, r.stdout + r.stderr
 
 
+@pytest.mark.slow
 def test_stage_script_sweeps_returns_and_resumes_on_a_bare_machine(tmp_path):
     # here: pack an image-folder dataset; "there": a work folder; one sweep call, its results unpacked
     # here, then a second call whose machine lost them: they travel back and nothing is rerun

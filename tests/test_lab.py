@@ -1,6 +1,6 @@
 """JupyterLab in a real browser (tools/check_lab.py): runs with `GDML_TEST_FLAGS=slow` (or `make check-lab`) where
 Debian's chromium and chromium-driver and selenium are installed; skipped, with the reason, elsewhere."""
-import os, sys
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +10,7 @@ sys.path.insert(0, str(ROOT/'tools'))
 import check_lab  # noqa: E402
 
 
-@pytest.mark.skipif('slow' not in os.environ.get('GDML_TEST_FLAGS', '').split(), reason='slow: GDML_TEST_FLAGS=slow runs it')
+@pytest.mark.slow   # skipped unless GDML_TEST_FLAGS names slow (tests/conftest.py)
 def test_jupyterlab_runs_the_first_cells_of_03_gemini(tmp_path):
     why = check_lab.missing()
     if why: pytest.skip(why)

@@ -38,4 +38,6 @@ def test_notebook(nb, monkeypatch):
 
 def test_there_are_notebooks():
     assert len(NOTEBOOKS) >= 10, [p.name for p in NOTEBOOKS]
-    assert 'slow' in skipped_flags() or 'slow' in FLAGS
+    # `#| slow` cells are skipped unless GDML_TEST_FLAGS asks for them: `slow` must be one of settings.ini's tst_flags
+    assert {'slow', 'gpu'} <= set(get_config(path=ROOT).tst_flags.split())
+    assert ('slow' in skipped_flags()) is ('slow' not in FLAGS)

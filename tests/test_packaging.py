@@ -3,9 +3,12 @@ from the installed copy, outside the source tree, writes a record."""
 import json, os, subprocess, sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_a_wheel_install_runs_a_run(tmp_path):
     wheels, site, work = tmp_path/'wheels', tmp_path/'site', tmp_path/'work'
     work.mkdir()
@@ -29,5 +32,5 @@ def test_a_wheel_install_runs_a_run(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     d = next((work/'runs').glob('digits/gdml/*/result.json')).parent
     rec = json.loads((d/'result.json').read_text())
-    assert rec['dataset'] == 'digits' and 0 <= rec['metrics']['recall_at_1'] <= 100
+    assert rec['dataset'] == 'digits' and 30 < rec['metrics']['recall_at_1'] < 100   # chance: 10; seed 0: 51.6
     assert (d/'run.ipynb').exists() and (d/'model.pt').exists()   # executed from the packaged notebook; weights saved

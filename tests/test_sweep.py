@@ -29,6 +29,7 @@ def _records(out):
     return recs
 
 
+@pytest.mark.slow
 def test_sweep_resumes_after_sigkill(tmp_path):
     import tempfile
     out = tmp_path/'runs'
