@@ -13,7 +13,7 @@ torch.set_num_threads(1)
 
 
 # ---------------------------------------------------------------- the `slow` set
-# End-to-end tests (wheel install, docs site, claims/ablations and scaling grids, sweep kill/resume, GPU-session
+# End-to-end tests (wheel install, docs site, claims/ablations and scaling grids, sweep kill/resume, offline-GPU
 # dry run, browser, Fashion-MNIST runs) are marked `@pytest.mark.slow` and skip unless GDML_TEST_FLAGS names `slow`,
 # the variable that also runs the notebooks' `#| slow` cells: `make test` is the fast set, `make test-slow` the slow
 # tests alone (`pytest -m slow`), `make test GDML_TEST_FLAGS=slow` both. .ci/run runs `make test`, then `make test-slow`.
