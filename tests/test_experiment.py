@@ -1,5 +1,5 @@
 """Run records end to end: configuration, the papermill run notebook, atomic records, failures."""
-import json, os, re, shutil, stat, subprocess, sys
+import json, os, re, shutil, stat, subprocess, sys, tempfile
 from pathlib import Path
 
 import numpy as np
@@ -298,10 +298,14 @@ def test_run_kernels_print_no_noise(manager, tmp_path):
     and get no SIGINT at shutdown (which prints "KeyboardInterrupt caught in kernel" when it lands while the kernel
     handles a message), over IPC (sockets in a private temporary folder, removed with the kernel, none in the run's
     folder) or over TCP with CurveZMQ. jupyter_client's plain manager, the control, warns and sends the SIGINT."""
-    cwd, tmp, signals = tmp_path/'record', tmp_path/'tmp', tmp_path/'signals'
-    cwd.mkdir(); tmp.mkdir()
-    r = subprocess.run([sys.executable, '-c', KERNEL_SCRIPT, manager, str(cwd), str(signals)], capture_output=True,
-                       text=True, timeout=120, env=dict(os.environ, TMPDIR=str(tmp)))
+    cwd, signals = tmp_path/'record', tmp_path/'signals'
+    cwd.mkdir()
+    # the kernels' private temporary folder: a short path (pytest's tmp_path is too long for a Unix socket path)
+    tmp = Path(tempfile.mkdtemp(prefix='gk'))
+    try:
+        r = subprocess.run([sys.executable, '-c', KERNEL_SCRIPT, manager, str(cwd), str(signals)], capture_output=True,
+                           text=True, timeout=120, env=dict(os.environ, TMPDIR=str(tmp)))
+    finally: leftovers = list(tmp.iterdir()); shutil.rmtree(tmp, ignore_errors=True)
     assert r.returncode == 0, r.stderr[-3000:]
     out = r.stdout + r.stderr
     transport, ip, curve = out.split('KERNEL ')[1].split()[:3]
@@ -311,6 +315,6 @@ def test_run_kernels_print_no_noise(manager, tmp_path):
     assert not [l for l in out.splitlines() if any(n in l for n in NOISE)], out[-3000:]
     assert not signals.exists(), signals.read_text()
     assert sorted(p.name for p in cwd.iterdir()) == ['in.ipynb', 'out.ipynb']   # no socket in the record's folder
-    assert list(tmp.iterdir()) == []                                            # the sockets' folder is gone
+    assert leftovers == []                                                      # the sockets' folder is gone
     if manager == 'ipc': assert transport == 'ipc' and Path(ip).parent.parent == tmp and curve == 'False', out
     else: assert transport == 'tcp' and curve == 'True', out
