@@ -69,10 +69,15 @@ def _fmt_anno(a) -> str:
 
 
 def _sig_lines(prefix: str, name: str, params: list[str], ret: str, width: int = 64) -> str:
-    "`def name(a, b=1) -> r`, one parameter a line when it does not fit on one line."
+    "`def name(a, b=1) -> r`; where that is wider than `width`, the parameters packed on indented lines (nbdev's style)."
     one = f"{prefix} {name}({', '.join(params)}){ret}"
     if len(one) <= width or not params: return one
-    return f"{prefix} {name}(\n" + ''.join(f"    {p},\n" for p in params) + f"){ret}"
+    lines, cur = [], ''
+    for p in params:
+        if cur and len(cur) + len(p) + 6 > width: lines.append(cur + ','); cur = ''
+        cur = f'{cur}, {p}' if cur else p
+    lines.append(cur)
+    return f"{prefix} {name}(\n" + ''.join(f"    {l}\n" for l in lines) + f"){ret}"
 
 
 def _entry_from_object(obj, name: str, kind: str) -> str:
