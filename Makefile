@@ -41,7 +41,8 @@ readme: $(STAMP)
 	$(BIN)/jupyter nbconvert --log-level=ERROR --to markdown --stdout nbs/index.ipynb > README.md.tmp \
 	  && mv README.md.tmp README.md || { rm -f README.md.tmp; exit 1; }
 
-# the documentation site: every notebook with its stored outputs (nothing executed), offline, into _docs/
+# the documentation site: every notebook with its stored outputs (nothing executed), offline, into _docs/;
+# tools/docs_hooks.py (mkdocs.yml hooks:) shows exported cells as API entries, LaTeX as MathML, no directives or stderr
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build -q --strict -d _docs
 	@echo "docs: _docs/index.html"

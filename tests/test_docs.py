@@ -59,15 +59,40 @@ def test_docs_nav_names_every_notebook_in_order():
     assert sorted(pages[1 + len(library):]) == experiments, "then every experiment notebook"
 
 
-@pytest.mark.slow
-def test_docs_site_builds_and_serves_its_pages(tmp_path):
+@pytest.fixture(scope='module')
+def site(tmp_path_factory) -> Path:
+    "The docs site, built once for this module's tests (`mkdocs build --strict`, as `make docs`)."
     if not (BIN/'mkdocs').exists(): pytest.skip('mkdocs is not installed (pip install -e .[dev])')
-    site = tmp_path/'site'
+    site = tmp_path_factory.mktemp('docs')/'site'
     env = dict(os.environ, NO_MKDOCS_2_WARNING='1')
-    # --strict: a nav entry without its notebook, or any other warning, fails the build
+    # --strict: a nav entry without its notebook, LaTeX that does not convert, or any other warning fails the build
     r = subprocess.run([str(BIN/'mkdocs'), 'build', '-q', '--strict', '-f', str(ROOT/'mkdocs.yml'), '-d', str(site)], cwd=ROOT,
-                       env=env, capture_output=True, text=True, timeout=600)
+                       env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
+    return site
+
+
+def page_files(site: Path) -> dict[str, str]:
+    "{notebook: its page's HTML} for every notebook of the nav."
+    return {nb: (site/(nb.removesuffix('.ipynb') + '.html')).read_text() for nb in nav_pages()}
+
+
+def content(html: str) -> str:
+    "The page's notebook: between mkdocs-jupyter's wrapper and the page's footer (no nav, no theme scripts)."
+    return html[html.index('jupyter-wrapper'):html.rindex('</article>')]
+
+
+def prose(html: str) -> str:
+    "The text a reader reads in the page's markdown and outputs: no code cell, code span, math, script or style."
+    from bs4 import BeautifulSoup
+    soup = BeautifulSoup(content(html), 'html.parser')
+    for t in soup.select('math, code, pre, script, style, .jp-InputArea, .clipboard-copy-txt, details.gdml-source'):
+        t.decompose()
+    return soup.get_text(' ')
+
+
+@pytest.mark.slow   # builds the whole site (minutes)
+def test_docs_site_builds_and_serves_its_pages(site):
     index_file = (site/'index.html').read_text()
     handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
     server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
@@ -85,6 +110,121 @@ def test_docs_site_builds_and_serves_its_pages(tmp_path):
             html = urllib.request.urlopen(base + page, timeout=30).read().decode()
             assert 'jupyter-wrapper' in html or 'jp-Notebook' in html, page   # a rendered notebook
             assert 'href="index.html"' in html or 'href="../index.html"' in html, f"{page} links back home"
+            assert 'gdml.css' in html, f"{page} lacks the site's stylesheet"
+        # the download beside each page is the notebook itself, not the build's transformed copy
+        assert (site/'03_gemini.ipynb').read_bytes() == (NBS/'03_gemini.ipynb').read_bytes()
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.slow   # builds the whole site (minutes)
+def test_docs_pages_show_no_directives(site):
+    # nbdev's directives are build instructions, not what a reader reads; prose may name one in a code span (`#| slow`)
+    for nb, html in page_files(site).items():
+        # the cells' code as highlighted and as the copy button copies it
+        code = re.findall(r'<pre>(.*?)</pre>|<div[^>]*class="clipboard-copy-txt"[^>]*>(.*?)</div>', content(html), re.S)
+        text = re.sub(r'<[^>]+>', '', ' '.join(a + b for a, b in code))
+        assert not re.search(r'#\|\s*(export|exporti|exports|default_exp|hide)\b', text), f"{nb} shows a directive"
+        assert not re.search(r'(?m)^\s*#\|', text), f"{nb} shows a `#|` line in a code cell"
+
+
+@pytest.mark.slow   # builds the whole site (minutes)
+def test_docs_math_is_rendered_offline(site):
+    pages = page_files(site)
+    gemini = content(pages['03_gemini.ipynb'])
+    # MathML, made at build time: f_k and Eq. 1's g(x_(i)) = g(f_i(x_(i))) are <math> elements, not TeX left as text
+    assert gemini.count('<math') > 20
+    assert re.search(r'<msub><mi>f</mi><mi>k</mi></msub>', gemini)
+    for nb, html in pages.items():
+        text = prose(html)
+        left = re.findall(r'\$[^$\n]*[\\_^{][^$\n]*\$', text)
+        assert not left, f"{nb}: LaTeX left as text: {left[:3]}"
+        assert '$f_k$' not in text and 'g(x_{(i)}) = g(f_i(x_{(i)}))' not in text, nb
+        # nothing from a CDN: no script or stylesheet from another host, and no script that imports one
+        assert not re.search(r'<(script|link)\b[^>]*(src|href)="(https?:)?//', html), f"{nb} loads from another host"
+        assert not re.search(r'import\b[^;<]*?["\']https?://', html), f"{nb} imports a script from another host"
+
+
+@pytest.mark.slow   # builds the whole site (minutes)
+def test_docs_pages_have_no_warning_walls(site):
+    for nb, html in page_files(site).items():
+        assert not re.search(r'<div[^>]*data-mime-type="application/vnd.jupyter.stderr"', html), \
+            f"{nb} shows a stderr stream (kernel warnings)"
+        assert not re.search(r'\w+Warning: ', prose(html)), f"{nb} shows a Python warning"
+        assert '\x1b[' not in html, f"{nb} shows ANSI escape codes"
+
+
+def _exported_defs(nb: Path) -> list[str]:
+    import ast, json
+    names = []
+    for c in json.loads(nb.read_text())['cells']:
+        src = ''.join(c['source'])
+        if c['cell_type'] != 'code' or not re.match(r'\s*#\|\s*export\s*$', src.splitlines()[0] if src else ''): continue
+        body = '\n'.join(l for l in src.splitlines() if not l.lstrip().startswith('#|'))
+        names += [n.name for n in ast.parse(body).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))
+                  and not n.name.startswith('_') and not any('patch' in ast.unparse(d) for d in n.decorator_list)]
+    return names
+
+
+@pytest.mark.slow   # builds the whole site (minutes)
+def test_docs_exported_functions_are_api_entries(site):
+    # nbdev's convention: each exported function or class as its API entry (a heading, its signature, its docstring),
+    # then the cell's source folded in a <details> block, not the whole source shown
+    pages = page_files(site)
+    for nb in sorted(NBS.glob('[0-9]*.ipynb')):
+        html = content(pages[nb.name])
+        names = _exported_defs(nb)
+        assert names, nb.name
+        folded = ' '.join(re.findall(r'<details class="gdml-source">(.*?)</details>', html, re.S))
+        folded_text = re.sub(r'<[^>]+>', '', folded)
+        shown = re.sub(r'<details class="gdml-source">.*?</details>', '', html, flags=re.S)
+        for name in names:
+            m = re.search(rf'<h3 id="{re.escape(name.lower())}"[^>]*>{re.escape(name)}<', shown)
+            assert m, f"{nb.name}: no API entry for {name}"
+            entry = re.sub(r'<[^>]+>', '', shown[m.end():m.end() + 6000])
+            assert re.search(rf'(def|class) {re.escape(name)}\(', entry), f"{nb.name}: {name}'s entry has no signature"
+            assert re.search(rf'(def|class) {re.escape(name)}\b', folded_text), f"{nb.name}: {name}'s source is not folded"
+            assert not re.search(rf'(?m)^(def|class) {re.escape(name)}\b.*:\s*$', re.sub(r'<[^>]+>', '', shown)), \
+                f"{nb.name}: {name}'s source is shown unfolded"
+    # a docments table where the source documents its parameters
+    assert '<th><strong>Details</strong></th>' in ''.join(pages.values()) or '<strong>Details</strong>' in ''.join(pages.values())
+
+
+@pytest.mark.slow   # builds the whole site (minutes)
+def test_docs_toc_entries_are_the_whole_headings(site):
+    # the page's table of contents names each heading in full (code spans kept) and links to it
+    for nb, html in page_files(site).items():
+        toc = html[html.index('md-nav--secondary'):]
+        toc = toc[:toc.index('</nav>')] if '</nav>' in toc else toc
+        entries = re.findall(r'<a href="#([^"]*)" class="md-nav__link">\s*<span class="md-ellipsis">\s*(.*?)\s*</span>', toc, re.S)
+        headings = {i: re.sub(r'\s+', ' ', re.sub(r'<[^>]+>', '', h.replace('¶', ''))).strip()
+                    for i, h in re.findall(r'<h[1-6] id="([^"]+)"[^>]*>(.*?)</h[1-6]>', content(html), re.S)}
+        for href, name in entries:
+            name = re.sub(r'\s+', ' ', __import__('html').unescape(re.sub(r'<[^>]+>', '', name))).strip()
+            assert name and not re.search(r'(:|,)\s*(,|$)', name), f"{nb}: TOC entry {name!r} lost its code spans"
+            assert href in headings, f"{nb}: TOC entry {name!r} links to #{href}, no heading has that id"
+            assert headings[href].replace('¶', '').strip() == name, f"{nb}: TOC {name!r} vs heading {headings[href]!r}"
+
+
+def test_docs_notebook_transform():
+    # the build's notebook transform (tools/docs_hooks.py) on a small notebook: no site build needed
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('docs_hooks', ROOT/'tools'/'docs_hooks.py')
+    hooks = importlib.util.module_from_spec(spec); spec.loader.exec_module(hooks)
+    code = lambda src, outputs=(): dict(cell_type='code', metadata={}, source=src, outputs=list(outputs), execution_count=None)
+    nb = dict(metadata={}, nbformat=4, nbformat_minor=5, cells=[
+        code('#| default_exp losses'),
+        code('#| export\ndef f(x: int = 1,  # the input\n      y=2):\n    "Add."\n    return x + y\ndef _g(): pass'),
+        code('#| hide\nsecret = 1'),
+        code('f(1)', [dict(output_type='stream', name='stderr', text='UserWarning: ...\n'),
+                      dict(output_type='stream', name='stdout', text='\x1b[31m3\x1b[0m\n')]),
+        dict(cell_type='markdown', metadata={}, source='## About `f`')])
+    out = hooks.docs_notebook(nb, module=None)['cells']
+    assert [c['cell_type'] for c in out] == ['markdown', 'code', 'code', 'markdown']
+    assert out[0]['source'].startswith('### f\n') and 'def f(x: int=1, y=2)' in out[0]['source'] and 'Add.' in out[0]['source']
+    assert '_g' not in out[0]['source']
+    assert out[1]['source'].startswith('def f(') and 'gdml-source' in out[1]['metadata']['tags']
+    assert out[2]['outputs'] == [dict(output_type='stream', name='stdout', text='3\n')]
+    assert not any('#|' in c['source'] for c in out)
+    assert hooks.latex_to_mathml('f_k', False).startswith('<math')
