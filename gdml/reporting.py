@@ -119,7 +119,8 @@ def describe_setting(config: dict) -> str:
     return ', '.join([f"profile={config.get('profile')}"] + [f"{k}={config[k]}" for k in FIELDS if k in config and config[k] != base.get(k)])
 
 def _row_names(groups: dict) -> dict:
-    "A row label per (dataset key, method, setting): the method's name, with what sets its configurations apart when it has several."
+    """A row label per (dataset key, method, setting): the method's name, with what sets its configurations apart when it
+    has several; a baseline's label names its distance (`baseline_distance`) in any case."""
     by_method = {}
     for (k, m, s), seeds in groups.items(): by_method.setdefault((k, m), {})[s] = next(iter(seeds.values()))['config']
     names = {}
@@ -127,7 +128,10 @@ def _row_names(groups: dict) -> dict:
         words = {s: describe_setting(c) for s, c in configs.items()}
         for s in configs:
             alike = list(words.values()).count(words[s]) > 1   # the words cannot tell them apart: the hash does
-            names[(k, m, s)] = METHOD_NAMES[m] + (f" ({words[s]}{f'; {s}' if alike else ''})" if len(configs) > 1 else '')
+            name = METHOD_NAMES[m] + (f" ({words[s]}{f'; {s}' if alike else ''})" if len(configs) > 1 else '')
+            dist = configs[s].get('baseline_distance')
+            # a baseline's row always names its distance (PML's defaults and raw Euclidean give different baselines)
+            names[(k, m, s)] = name if m == 'gdml' or not dist or f"baseline_distance={dist}" in name else f"{name} [{dist}]"
     return names
 
 def _seed_hash(record: dict, seed: int) -> str | None:

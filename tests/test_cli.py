@@ -141,7 +141,7 @@ def test_tables_and_figures(cli, tmp_path):
     assert r.returncode == 0, r.stderr
     md = (runs/'tables'/'table_digits.md').read_text()
     assert '| Ours (G-DML) | **90.50 ± 6.35** |' in md        # mean and t-interval of (90, 91), best in bold
-    assert '| Siamese | 70.50 ± 6.35 |' in md and '| Margin | – |' in md
+    assert '| Siamese [euclidean] | 70.50 ± 6.35 |' in md and '| Margin | – |' in md   # a baseline's row names its distance
     assert r'\textbf{90.50 $\pm$ 6.35}' in (runs/'tables'/'table_digits.tex').read_text()
     assert (runs/'tables'/'table_digits.csv').read_text().splitlines()[0] == 'Model,Recall@1,F-score,NMI,RP,MAP@R'
     assert 'missing runs (4)' in r.stdout and 'multisim' in r.stdout and 'margin' in r.stdout   # every '–' is listed
@@ -176,7 +176,7 @@ def test_tables_show_every_record_on_disk(cli, tmp_path):
         _fake(runs, 'gdml', 0, 40 if parent == 'a' else 30, dataset=str(pets))
     r = cli('tables', '--runs', runs)
     assert r.returncode == 0, r.stderr
-    assert '| Margin | 60.00 ± n/a (1 of 2 seeds) |' in (runs/'tables'/'table_digits.md').read_text()
+    assert '| Margin [euclidean] | 60.00 ± n/a (1 of 2 seeds) |' in (runs/'tables'/'table_digits.md').read_text()
     assert '**Performance on a/pets**' in r.stdout and '**Performance on b/pets**' in r.stdout
     assert '40.00' in (runs/'tables'/'table_a_pets.md').read_text() and '30.00' in (runs/'tables'/'table_b_pets.md').read_text()
     missing = (runs/'tables'/'missing.csv').read_text()
