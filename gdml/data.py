@@ -18,8 +18,8 @@ from .files import file_mode
 
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'DEBIAN_FASHION_MNIST', 'DataError', 'class_counts', 'channel_stats', 'GDMLDataset', 'check_dataset',
-           'cache_dir', 'data_root', 'read_idx', 'scan_image_folder', 'decode_images', 'load_dataset']
+__all__ = ['PUBLISHED', 'DEBIAN_FASHION_MNIST', 'DataError', 'class_counts', 'channel_stats', 'home_relative', 'GDMLDataset',
+           'check_dataset', 'cache_dir', 'data_root', 'read_idx', 'scan_image_folder', 'decode_images', 'load_dataset']
 
 # %% ../nbs/00_data.ipynb #7534a573
 # Published class names (label order), image shape (C, H, W) and per-class train / test counts.
@@ -72,6 +72,12 @@ def channel_stats(x) -> tuple[torch.Tensor, torch.Tensor]:
     return xf.mean(dims).float(), xf.std(dims, unbiased=False).float()
 
 # %% ../nbs/00_data.ipynb #89dd9f9d
+def home_relative(path) -> str:
+    "`path` with the home folder written `~`, as a shell shows it (a printout or a notebook output names no user's folder)."
+    p = Path(path)
+    try: return str(Path('~')/p.relative_to(Path.home()))
+    except ValueError: return str(p)
+
 @dataclass(eq=False, repr=False)
 class GDMLDataset:
     "A whole dataset as CPU tensors: uint8 images (N, C, H, W), int64 labels, class names, train mean/std."
@@ -103,7 +109,7 @@ class GDMLDataset:
                  f"  test per class:  {te.tolist()} ({'balanced' if te.min() == te.max() else f'min {te.min()}, max {te.max()}'})",
                  f"  classes: {', '.join(map(str, self.classes))}",
                  f"  train mean {fmt(self.mean)}, std {fmt(self.std)} (0-255 units)"]
-        if self.cache_file: lines.append(f"  cache: {self.cache_file}")
+        if self.cache_file: lines.append(f"  cache: {home_relative(self.cache_file)}")
         return '\n'.join(lines)
 
     def __repr__(self): return self.summary().splitlines()[0]
