@@ -132,18 +132,23 @@ def _fast_chunk(q, ref, ref_x, rel_bits, r, sample, k_sample, exact_rows):
     return rp, ap
 
 class RetrievalIndex:
-    """The train (reference) side of retrieval, prepared once for many query sets: its embeddings sorted by first
-    coordinate with a random eighth of them (`ranking`), and a k-d tree (`predict`). The claims query one model's
+    """The train (reference) side of retrieval, prepared once for many query sets, each part on its first use: the
+    embeddings sorted by first coordinate with a random eighth of them (`ranking`), and a k-d tree (`predict`). The claims query one model's
     train embeddings with 40 corrupted test sets; each builds nothing again."""
     def __init__(self, train_emb, train_labels, *, seed: int = 0):
-        self.emb, self.labels = np.asarray(train_emb, np.float64), np.asarray(train_labels)
-        self.order = np.argsort(self.emb[:, 0], kind='stable')
-        self.ref = self.emb[self.order]
-        self.ref_x = np.ascontiguousarray(self.ref[:, 0])
-        n = len(self.ref)
-        self.sample = self.ref[np.sort(np.random.default_rng(seed).choice(n, max(1, n // 8), replace=False))]
+        self.emb, self.labels, self.seed = np.asarray(train_emb, np.float64), np.asarray(train_labels), seed
         self.classes, self.counts = np.unique(self.labels, return_counts=True)
-        self._tree = None
+        self._tree = self._sorted = None   # each side is built on its first use: `predict` alone needs no sort
+
+    def _sorted_side(self):
+        "(order, references sorted by first coordinate, their first coordinates, a random eighth of them), built once."
+        if self._sorted is None:
+            order = np.argsort(self.emb[:, 0], kind='stable')
+            ref = self.emb[order]
+            n = len(ref)
+            sample = ref[np.sort(np.random.default_rng(self.seed).choice(n, max(1, n // 8), replace=False))]
+            self._sorted = (order, ref, np.ascontiguousarray(ref[:, 0]), sample)
+        return self._sorted
 
     def predict(self, test_emb) -> np.ndarray:
         "Labels of the nearest train embedding of each row of `test_emb` (ties go to the lowest train index)."
@@ -162,13 +167,14 @@ class RetrievalIndex:
     def _jobs(self, test_emb, q_idx, c, r: int, rows: int) -> list:
         "Jobs for the queries `q_idx` of class `c` (R = `r`): chunks of `rows` neighbouring queries."
         q_idx = q_idx[np.argsort(test_emb[q_idx, 0], kind='stable')]   # neighbours share a band
-        expect = r * len(self.sample) / len(self.ref)
-        k_sample = min(len(self.sample) - 1, int(math.ceil(expect + 4 * math.sqrt(expect) + 2)))
+        order, ref, ref_x, sample = self._sorted_side()
+        expect = r * len(sample) / len(ref)
+        k_sample = min(len(sample) - 1, int(math.ceil(expect + 4 * math.sqrt(expect) + 2)))
         is_c = self.labels == c
-        rel_bits = is_c[self.order].astype(np.uint64)
+        rel_bits = is_c[order].astype(np.uint64)
         def job(chunk):
             exact = lambda redo: _ranking_chunk(test_emb, chunk[redo], self.emb, is_c, r)
-            return _fast_chunk(test_emb[chunk], self.ref, self.ref_x, rel_bits, r, self.sample, k_sample, exact)
+            return _fast_chunk(test_emb[chunk], ref, ref_x, rel_bits, r, sample, k_sample, exact)
         return [lambda c=q_idx[s:s + rows]: job(c) for s in range(0, len(q_idx), rows)]
 
     def ranking(self, test_emb, test_labels, *, rows: int = 64, workers: int | None = None) -> tuple[float, float]:
