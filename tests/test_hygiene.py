@@ -82,14 +82,14 @@ def test_no_tracked_file_names_the_build_machine(everything):
 
 
 def test_the_paths_come_from_the_machine(tmp_path):
-    # a repository "repo" beside a folder "data" in a folder "work", and a home folder "me", all under tmp_path
-    repo, home = tmp_path/'work'/'repo', tmp_path/'home'/'me'
-    repo.mkdir(parents=True); (tmp_path/'work'/'data').mkdir(); home.mkdir(parents=True)
+    # a repository "repo" beside a folder "data" in a folder "ws", and a home folder "me", all under tmp_path
+    repo, home = tmp_path/'ws'/'repo', tmp_path/'users'/'me'
+    repo.mkdir(parents=True); (tmp_path/'ws'/'data').mkdir(); home.mkdir(parents=True)
     pats = machine_paths(repo, home)
-    assert findings('x', f'  "python_executable": "{tmp_path}/work/repo/.venv/bin/python",', pats)
+    assert findings('x', f'  "python_executable": "{repo}/.venv/bin/python",', pats)
     assert findings('x', f'out_dir = "{home}/runs"', pats)
     assert findings('x', 'export GDML_DATA=$PWD/../data/cifar', pats)
-    for line in ('root/train/<class>/*', 'export GDML_DATA=~/datasets', 'data/root/x', 'W=${TMPDIR:-/tmp}/gdml', '../docs/x'):
+    for line in ('root/train/<class>/*', 'export GDML_DATA=~/datasets', 'data/x/y', 'W=${TMPDIR:-/tmp}/gdml', '../docs/x'):
         assert not findings('x', line, pats), line
     assert machine_paths(Path('/repo'), Path('/')) == {} or 'a folder beside the repository' in machine_paths(Path('/repo'), Path('/'))
 
