@@ -16,9 +16,9 @@ from .protocol import DEFAULTS, CLIP_MODES
 from .data import channel_stats
 
 # %% auto #0
-__all__ = ['D', 'get_device', 'seed_everything', 'check_labels', 'pin_threads', 'normalise', 'to_model_input', 'make_sgd',
-           'autocast', 'NonFiniteLossError', 'flush_denormals', 'clip_gradients', 'train_epochs', 'random_batches',
-           'train_split', 'on_device', 'fit_random_batches', 'held_out_loss', 'embed']
+__all__ = ['D', 'CPU_EVAL_BATCH', 'get_device', 'seed_everything', 'check_labels', 'pin_threads', 'normalise', 'to_model_input',
+           'make_sgd', 'autocast', 'NonFiniteLossError', 'flush_denormals', 'clip_gradients', 'train_epochs',
+           'random_batches', 'train_split', 'on_device', 'fit_random_batches', 'held_out_loss', 'embed']
 
 # %% ../nbs/00a_engine.ipynb #7146a501
 def get_device(device: str | torch.device | None = 'auto') -> torch.device:
@@ -249,13 +249,17 @@ def _groups(n: int, classes) -> list[tuple[int | None, torch.Tensor]]:
     if len(y) != n: raise ValueError(f"x has {n} samples but classes has {len(y)} labels")
     return [(k, (y == k).nonzero().flatten()) for k in y.unique().tolist()]
 
+# eval-mode forward passes on the CPU in chunks of at most this many samples: activations stay in cache, 2-4x
+# faster than chunks of 1024-2048 (benchmarks/RESULTS.md), and eval mode treats each sample alone, so the numbers are the same
+CPU_EVAL_BATCH = 256
+
 @torch.no_grad()
 def embed(model: nn.Module,            # a student or backbone (`model(x)`), or GEMINI with `classes` (`model(x, k)`)
           x,                           # uint8 (or float) inputs (N, ...), on any device
           *, mean=None, std=None,      # the train set's per-channel statistics (0-255 units)
           raw_pixels: bool = False,    # feed raw 0-255 pixels (the authors' training inputs) instead
           bn_train_mode: bool = False, # BatchNorm with batch statistics (on a copy of `model`)
-          batch_size: int = 1024,      # at most this many samples per forward pass
+          batch_size: int = 1024,      # at most this many samples per forward pass (eval mode on the CPU: `CPU_EVAL_BATCH`)
           classes=None,                # per-sample class labels: each sample through its own class's stream
           device='auto') -> torch.Tensor:
     "Embeddings (N, D) of `x` by `model`, float32 on the CPU, in eval mode unless `bn_train_mode`."
@@ -267,10 +271,12 @@ def embed(model: nn.Module,            # a student or backbone (`model(x)`), or 
     was_training = model.training
     net = (copy.deepcopy(model) if bn_train_mode else model).to(device).train(bn_train_mode)
     mean_d, std_d = (None, None) if raw_pixels else (torch.as_tensor(mean).to(device), torch.as_tensor(std).to(device))
+    # batch statistics depend on the batch, so in train mode `batch_size` is part of the result and is kept as given
+    step = batch_size if bn_train_mode or device.type != 'cpu' else min(batch_size, CPU_EVAL_BATCH)
     out = None
     try:
         for k, idx in groups:
-            for chunk in idx.tensor_split(math.ceil(len(idx) / max(batch_size, 1))) if len(idx) else []:
+            for chunk in idx.tensor_split(math.ceil(len(idx) / max(step, 1))) if len(idx) else []:
                 xb = to_model_input(x[chunk].to(device), mean_d, std_d, raw_pixels)
                 with autocast(device): z = (net(xb) if k is None else net(xb, k)).float().cpu()
                 if out is None: out = torch.empty(len(x), z.shape[1])
