@@ -119,19 +119,24 @@ def describe_setting(config: dict) -> str:
     return ', '.join([f"profile={config.get('profile')}"] + [f"{k}={config[k]}" for k in FIELDS if k in config and config[k] != base.get(k)])
 
 def _row_names(groups: dict) -> dict:
-    """A row label per (dataset key, method, setting): the method's name, with what sets its configurations apart when it
-    has several; a baseline's label names its distance (`baseline_distance`) in any case."""
+    """A row label per (dataset key, method, setting): the method's name, a baseline's distance in brackets
+    (`baseline_distance`: PML's defaults and raw Euclidean give different baselines), and what else sets its
+    configurations apart when it has several (the profile only where they differ in it)."""
     by_method = {}
     for (k, m, s), seeds in groups.items(): by_method.setdefault((k, m), {})[s] = next(iter(seeds.values()))['config']
     names = {}
     for (k, m), configs in by_method.items():
-        words = {s: describe_setting(c) for s, c in configs.items()}
-        for s in configs:
-            alike = list(words.values()).count(words[s]) > 1   # the words cannot tell them apart: the hash does
-            name = METHOD_NAMES[m] + (f" ({words[s]}{f'; {s}' if alike else ''})" if len(configs) > 1 else '')
-            dist = configs[s].get('baseline_distance')
-            # a baseline's row always names its distance (PML's defaults and raw Euclidean give different baselines)
-            names[(k, m, s)] = name if m == 'gdml' or not dist or f"baseline_distance={dist}" in name else f"{name} [{dist}]"
+        one_profile = len({c.get('profile') for c in configs.values()}) == 1
+        def words(c):
+            parts = [w for w in describe_setting(c).split(', ') if not w.startswith('baseline_distance=')]
+            return ', '.join(parts[1:] if one_profile else parts)
+        said = {s: words(c) for s, c in configs.items()}
+        for s, c in configs.items():
+            dist = c.get('baseline_distance')
+            name = METHOD_NAMES[m] + (f" [{dist}]" if m != 'gdml' and dist else '')
+            alike = sum(w == said[s] and configs[t].get('baseline_distance') == dist for t, w in said.items()) > 1
+            detail = '; '.join(x for x in (said[s] if len(configs) > 1 else '', s if alike else '') if x)
+            names[(k, m, s)] = f"{name} ({detail})" if detail else name
     return names
 
 def _seed_hash(record: dict, seed: int) -> str | None:
