@@ -411,20 +411,31 @@ def write_tables(runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
     return dict(paths=paths, tables=tables, missing=missing, summary=summary, claims=claims)
 
 # %% ../nbs/07b_reporting.ipynb #6354a960
+def _panels(recs: list[dict], methods) -> list[tuple[str, list[dict]]]:
+    "(title, records by seed) per table row of `recs` (`grid_records`' `row`, else the method's name), in the paper's method order."
+    rows = {}
+    for m in methods:
+        for r in sorted((r for r in recs if r['method'] == m), key=lambda r: r['seed']):
+            rows.setdefault(r.get('row') or METHOD_NAMES[m], []).append(r)
+    return list(rows.items())
+
 def plot_embeddings(records: list[dict], dataset: str, *, methods: Iterable[str] = METHODS,
-                    seed: int | None = None, max_points: int = 5000):
-    "A matplotlib Figure: the test embeddings of each method on `dataset` (records with or without arrays)."
-    import matplotlib.pyplot as plt; import seaborn as sns; import pandas as pd
+                    seed: int | None = None, max_points: int = 5000, columns: int = 5):
+    """A matplotlib Figure: the test embeddings of each table row on `dataset` (records with or without arrays), `columns`
+    panels a line; a row is a method, or one of its configurations where the records hold several (`grid_records`)."""
+    import matplotlib.pyplot as plt; import seaborn as sns; import pandas as pd; import textwrap
     recs = [r for r in records if r['dataset'] == dataset]
     methods = [m for m in PAPER_ORDER if m in set(methods) and any(r['method'] == m for r in recs)]
     if not methods: raise ConfigError(f"no records of dataset {dataset!r}")
-    fig, axes = plt.subplots(1, len(methods), figsize=(3.2 * len(methods) + 1.5, 3.4), squeeze=False)
-    classes = None
-    for ax, m in zip(axes[0], methods):
-        mine = sorted((r for r in recs if r['method'] == m), key=lambda r: r['seed'])
+    panels = _panels(recs, methods)
+    ncol = min(columns, len(panels)); nrow = -(-len(panels) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol + 1.5, 3.4 * nrow), squeeze=False)
+    flat, legend_ax, classes = axes.flatten(), axes[0][-1], None
+    for ax in flat[len(panels):]: ax.set_visible(False)
+    for ax, (title, mine) in zip(flat, panels):
         r = mine[0] if seed is None else next((r for r in mine if r['seed'] == seed), None)
         if r is None:
-            raise ConfigError(f"seed {seed} has no record of {m} on {dataset}; its seeds: {', '.join(str(r['seed']) for r in mine)}")
+            raise ConfigError(f"seed {seed} has no record of {title} on {dataset}; its seeds: {', '.join(str(r['seed']) for r in mine)}")
         arrays = r.get('arrays') or load_record(r['path'], arrays=True)['arrays']
         e, y = arrays['test_embeddings'], arrays['test_labels']
         if len(y) > max_points:   # a fixed subsample keeps the PDF small
@@ -432,9 +443,9 @@ def plot_embeddings(records: list[dict], dataset: str, *, methods: Iterable[str]
         classes = r.get('classes') or [str(c) for c in range(int(y.max()) + 1)]
         df = pd.DataFrame(dict(x=e[:, 0], y=e[:, 1] if e.shape[1] > 1 else 0.0, cls=[classes[i] for i in y]))
         sns.scatterplot(df, x='x', y='y', hue='cls', hue_order=classes, palette='tab10' if len(classes) <= 10 else 'husl',
-                        s=6, linewidth=0, alpha=0.8, ax=ax, legend=ax is axes[0][-1], rasterized=True)
-        ax.set(title=f"{METHOD_NAMES[m]} (seed {r['seed']})", xlabel='', ylabel='', xticks=[], yticks=[])
-    sns.move_legend(axes[0][-1], 'center left', bbox_to_anchor=(1.02, 0.5), title='class', markerscale=2, frameon=False)
+                        s=6, linewidth=0, alpha=0.8, ax=ax, legend=ax is legend_ax, rasterized=True)
+        ax.set(title=textwrap.fill(f"{title} (seed {r['seed']})", 34), xlabel='', ylabel='', xticks=[], yticks=[])
+    sns.move_legend(legend_ax, 'center left', bbox_to_anchor=(1.02, 0.5), title='class', markerscale=2, frameon=False)
     n = FIGURE_NUMBERS.get(dataset)
     fig.suptitle((f"Figure {n}. " if n else '') + f"Embedding spaces using the {DATASET_NAMES.get(dataset, dataset)} dataset")
     fig.tight_layout()
