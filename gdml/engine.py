@@ -249,9 +249,9 @@ def _groups(n: int, classes) -> list[tuple[int | None, torch.Tensor]]:
     if len(y) != n: raise ValueError(f"x has {n} samples but classes has {len(y)} labels")
     return [(k, (y == k).nonzero().flatten()) for k in y.unique().tolist()]
 
-# eval-mode forward passes on the CPU in chunks of at most this many samples: activations stay in cache, 2-4x
-# faster than chunks of 1024-2048 (benchmarks/RESULTS.md), and eval mode treats each sample alone, so the numbers are the same
-CPU_EVAL_BATCH = 256
+# eval-mode forward passes on the CPU in chunks of at most this many samples: activations stay in cache, about 2x
+# fewer CPU-seconds than chunks of 1024-2048 (benchmarks/bench_embed.py), and eval mode treats each sample alone: the same numbers
+CPU_EVAL_BATCH = 128
 
 @torch.no_grad()
 def embed(model: nn.Module,            # a student or backbone (`model(x)`), or GEMINI with `classes` (`model(x, k)`)
