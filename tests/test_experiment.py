@@ -130,8 +130,8 @@ def test_scaling_notebook_runs_a_tiny_grid(tmp_path):
 @pytest.mark.slow
 def test_claims_and_ablations_notebooks_run_a_tiny_grid(tmp_path):
     """The claims report and the ablations on digits, sharing one records folder: sweep, claims in every record,
-    a verdict per claim (the class-disjoint and mined sections say 'not measured' without runs), and the ablations
-    reusing the shared runs."""
+    a verdict per claim (the class-disjoint and mined sections say 'not measured' without runs), the same records read
+    back with run=False (the grid's missing runs counted, none trained), and the ablations reusing the shared runs."""
     import papermill
     folder, runs, tiny = run_notebook_path().parent, tmp_path/'runs', dict(gemini_epochs=1, epochs=1)
     papermill.execute_notebook(str(folder/'claims.ipynb'), str(tmp_path/'claims.ipynb'), parameters=dict(
@@ -143,8 +143,16 @@ def test_claims_and_ablations_notebooks_run_a_tiny_grid(tmp_path):
         assert claim in text, claim
     assert any(f'digits: {v}' in text for v in ('supported', 'not supported', 'inconclusive'))
     assert 'not measured' in text                      # no class-disjoint runs were asked for
+    assert 'reported, no test (2 seeds' in text and 'could detect differences of' in text and 'ci_half' in text
     recs = [json.loads(p.read_text()) for p in runs.glob('**/result.json')]
     assert len(recs) == 10 and all(len(r['claims']['shift']['rows']) == 40 for r in recs)
+    # run=False only reads: the mined grid, never run, is counted as missing and its claim is not measured
+    papermill.execute_notebook(str(folder/'claims.ipynb'), str(tmp_path/'read.ipynb'), parameters=dict(
+        datasets=['digits'], seeds=2, disjoint_datasets=[], miner_datasets=['digits'], overrides=tiny, run=False,
+        out_dir=str(runs)), kernel_name='python3', progress_bar=False, cwd=str(tmp_path))
+    text = (tmp_path/'read.ipynb').read_text()
+    assert 'main: 10 of 10 records' in text and 'miner: 0 of 8 records, 8 missing' in text and 'nothing is trained' in text
+    assert len(list(runs.glob('**/result.json'))) == 10
     papermill.execute_notebook(str(folder/'ablations.ipynb'), str(tmp_path/'ablations.ipynb'), parameters=dict(
         seeds=2, factors={'beta': [0.0, 0.005]}, miners={'triplet': 'semihard'}, overrides=tiny, workers=2, out_dir=str(runs)),
         kernel_name='python3', progress_bar=False, cwd=str(tmp_path))
