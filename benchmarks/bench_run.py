@@ -23,7 +23,7 @@ from gdml.baselines import fit_baseline
 from gdml.engine import embed, flush_denormals
 from gdml.gemini import Gemini, fit_gemini
 from gdml.metrics import evaluate
-from gdml.records import _gemini_kwargs, _train_kwargs
+from gdml.train import _gemini_kwargs, _train_kwargs
 from gdml.shift import measure_claims, ood_images, CLAIM_QUERIES, CORRUPTIONS, SEVERITIES
 
 

@@ -159,7 +159,7 @@ def _check_device(device: str):
 def _run_in_process(config, args) -> dict:
     "The in-process run's status: 'skipped' when its record exists, else 'done' (or 'failed' when training diverged)."
     from gdml.config import run_dir
-    from gdml.records import run_and_write, has_record
+    from gdml.store import run_and_write, has_record
     from gdml.engine import NonFiniteLossError
     if not args.force and has_record(config, args.out): return dict(status='skipped', dir=str(run_dir(config, args.out)))
     try: return dict(status='done', dir=str(run_and_write(config, args.out, force=args.force, progress=True)))
@@ -168,7 +168,8 @@ def _run_in_process(config, args) -> dict:
 def cmd_run(args) -> int:
     "`gdml run`: one configuration, through the run notebook (or in process); prints its folder and metrics."
     from gdml.config import check_out_dir
-    from gdml.records import execute_run, load_record
+    from gdml.store import load_record
+    from gdml.execute import execute_run
     config = make_config(args.dataset, args.method, args.seed, args.profile, **hyper_values(args))
     check_out_dir(args.out, '--out'); _check_device(config.device)   # before any training
     st = _run_in_process(config, args) if args.in_process else execute_run(config, args.out, force=args.force)
@@ -265,7 +266,7 @@ def cmd_demo(args) -> int:
 def _embed_out(text: str) -> Path:
     "The CSV path of `gdml embed --out`: not empty, not a folder, not inside a run's folder (it would spoil the record)."
     from gdml.config import check_out_dir
-    from gdml.records import RESULT
+    from gdml.store import RESULT
     if not text.strip(): raise ConfigError("--out is empty; give the CSV file to write, e.g. --out new.csv")
     out = Path(text)
     if out.is_dir(): raise ConfigError(f"--out {text!r} is a folder; give the CSV file to write in it, e.g. {out/'embeddings.csv'}")
@@ -297,7 +298,7 @@ COMMANDS = dict(run=cmd_run, sweep=cmd_sweep, tables=cmd_tables, figures=cmd_fig
 
 def _user_error(e: BaseException) -> bool:
     "Errors of the user's input, shown as one line: a bad value, bad data, a broken record, a missing file or extra."
-    from gdml.records import RecordError
+    from gdml.store import RecordError
     from gdml.files import FolderBusy
     data = sys.modules.get('gdml.data')   # DataError exists once the data were touched; importing it costs torch
     return isinstance(e, (ConfigError, RecordError, FolderBusy, FileNotFoundError, ImportError)) or \

@@ -16,7 +16,7 @@ from .data import DataError, decode_images, _image_extensions
 from .distill import make_student, extraction_kwargs
 from .protocol import EXTRACTIONS
 from .engine import get_device, embed
-from .records import MODEL, ARRAYS, RESULT, load_record, RecordError
+from .store import MODEL, ARRAYS, RESULT, load_record, RecordError
 
 # %% auto #0
 __all__ = ['EMBED_BATCH', 'Embedder', 'load_embedder', 'image_files', 'check_image_files', 'read_image', 'image_batches',

@@ -13,7 +13,9 @@ import numpy as np
 from .protocol import DATASETS, METHODS, METRICS, BASELINES
 from .files import atomic_write
 from .config import ConfigError, dataset_slug, RunConfig, config_hash, config_from_dict, CONFIG_FIELDS
-from .records import CLAIM_COLUMNS, FAILURE, NOTEBOOK, MANIFEST, RecordError, load_record, scan_records, read_manifest
+from .train import CLAIM_COLUMNS
+from .store import FAILURE, NOTEBOOK, RecordError, load_record, scan_records
+from .sweep import MANIFEST, read_manifest
 
 # %% auto #0
 __all__ = ['PAPER_ORDER', 'METHOD_NAMES', 'METRIC_NAMES', 'CLAIM_NAMES', 'DATASET_NAMES', 'TABLE_NUMBERS', 'FIGURE_NUMBERS',
