@@ -4,11 +4,11 @@
 
 # %% ../nbs/00b_data.ipynb #b8b8ceac
 from __future__ import annotations
-import gzip, hashlib, os, socket, struct, tempfile, warnings, zlib
+import gzip, hashlib, operator, os, socket, struct, tempfile, warnings, zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -18,8 +18,10 @@ from .files import file_mode
 
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'DEBIAN_FASHION_MNIST', 'DataError', 'class_counts', 'channel_stats', 'home_relative', 'GDMLDataset',
-           'check_dataset', 'cache_dir', 'data_root', 'read_idx', 'scan_image_folder', 'decode_images', 'load_dataset']
+__all__ = ['PUBLISHED', 'DEBIAN_FASHION_MNIST', 'OOD_PARTNERS', 'DataError', 'class_counts', 'channel_stats', 'home_relative',
+           'GDMLDataset', 'check_dataset', 'check_labels', 'cache_dir', 'data_root', 'read_idx', 'image_extensions',
+           'scan_image_folder', 'scale_16bit', 'decode_images', 'load_dataset', 'query_subset', 'check_images',
+           'match_images', 'ood_images', 'class_disjoint_split']
 
 # %% ../nbs/00b_data.ipynb #7534a573
 # Published class names (label order), image shape (C, H, W) and per-class train / test counts.
@@ -143,6 +145,39 @@ def check_dataset(ds: GDMLDataset, where: str = '') -> GDMLDataset:
                      f"{pub[split]} (a truncated or partial copy?)")
     return ds
 
+# %% ../nbs/00b_data.ipynb #c1a5e0a2
+def _label_array(y, name: str) -> np.ndarray:
+    "`y` as an int64 numpy array, or ValueError naming `name` when it does not hold integer class labels."
+    if isinstance(y, torch.Tensor): y = y.detach().cpu().double() if y.is_floating_point() else y.detach().cpu()
+    a = np.asarray(y)
+    if a.dtype == bool or a.dtype.kind in 'iu': return a.astype(np.int64)
+    if a.dtype.kind == 'f':
+        bad = ~np.isfinite(a) | (a != np.round(a))
+        if bad.any():
+            i = int(np.flatnonzero(bad.ravel())[0])
+            raise ValueError(f"{name} must hold integer class labels; {name}[{i}] is {a.ravel()[i].item()!r} "
+                             "(truncating non-integer floats would merge classes)")
+        return a.astype(np.int64)
+    first = f", e.g. {a.ravel()[0].item()!r}" if a.size else ''
+    raise ValueError(f"{name} must hold integer class labels, got dtype {a.dtype}{first}; map class names to "
+                     "integers first, e.g. np.unique(names, return_inverse=True)[1]")
+
+def check_labels(*labels, names: Iterable[str] | None = None, min_classes: int = 2):
+    """Integer class labels mapped to 0..c-1 in sorted order (one mapping shared by all `labels`), as int64
+    tensors of the same shapes: one tensor for one argument, else a tuple. ValueError (naming the argument)
+    for non-integer floats, strings, or fewer than `min_classes` distinct labels in any argument."""
+    names = list(names or (['labels'] if len(labels) == 1 else [f'labels[{i}]' for i in range(len(labels))]))
+    if len(names) != len(labels): raise ValueError(f"check_labels got {len(labels)} label arrays but {len(names)} names")
+    arrays = [_label_array(y, n) for y, n in zip(labels, names)]
+    for a, n in zip(arrays, names):
+        found = np.unique(a)
+        if len(found) < min_classes:
+            raise ValueError(f"{n} holds {len(found)} class(es) {found[:5].tolist()}; at least {min_classes} are needed")
+    values = np.unique(np.concatenate([a.ravel() for a in arrays]))
+    codes = tuple(torch.from_numpy(np.searchsorted(values, a).astype(np.int64)) for a in arrays)
+    return codes[0] if len(codes) == 1 else codes
+
+
 # %% ../nbs/00b_data.ipynb #46d04850
 def _load_digits() -> GDMLDataset:
     from sklearn.datasets import load_digits
@@ -188,7 +223,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return np.frombuffer(data, np.uint8, offset=header).reshape(dims).copy()
 
 # %% ../nbs/00b_data.ipynb #df3f2df8
-def _image_extensions() -> tuple[str, ...]:
+def image_extensions() -> tuple[str, ...]:
+    "The file name endings read as images (torchvision's `IMG_EXTENSIONS`, lower case)."
     from torchvision.datasets.folder import IMG_EXTENSIONS
     return IMG_EXTENSIONS
 
@@ -209,7 +245,7 @@ def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], dict[str, lis
     if test_classes != classes:
         raise DataError(f"{root}: train and test class folders differ: only in train {sorted(set(classes) - set(test_classes))}, "
                          f"only in test {sorted(set(test_classes) - set(classes))}")
-    ext = _image_extensions()
+    ext = image_extensions()
     items = {}
     for split in ('train', 'test'):
         # plain strings, not Paths: building 60,000 Path objects costs seconds on every load
@@ -220,7 +256,7 @@ def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], dict[str, lis
     return classes, items
 
 # %% ../nbs/00b_data.ipynb #ff75456c
-def _scale_16bit(im, path) -> np.ndarray:
+def scale_16bit(im, path) -> np.ndarray:
     "A 16-bit greyscale image (PIL mode I;16*, or I holding 0..65535) scaled to uint8: v * 255 / 65535, rounded."
     a = np.asarray(im)
     if im.mode == 'F' or a.size and (a.min() < 0 or a.max() > 65535):
@@ -235,7 +271,7 @@ def _decode_one(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.load()
-            if im.mode.startswith('I') or im.mode == 'F': return _scale_16bit(im, path)
+            if im.mode.startswith('I') or im.mode == 'F': return scale_16bit(im, path)
             return np.asarray(im.convert('L' if im.mode in ('1', 'L') else 'RGB'))
     except DataError: raise
     except Exception as e:  # PIL raises several types (UnidentifiedImageError, OSError, SyntaxError, ...)
@@ -517,3 +553,87 @@ def _from_arrays(src: _Source, arrays: dict, cache_file: Path | None) -> GDMLDat
     return GDMLDataset(src.name, t['x_train'], t['y_train'], t['x_test'], t['y_test'], [str(c) for c in arrays['classes']],
                        t['mean'].float(), t['std'].float(), cache_file=cache_file)
 
+
+# %% ../nbs/00b_data.ipynb #d8fd512a
+def query_subset(y, max_queries: int | None, seed: int = 0) -> np.ndarray:
+    "Sorted indices of a random subset of `max_queries` of the labels `y`, stratified by label where possible; all when None or fewer."
+    y = np.asarray(y)
+    if max_queries is not None and (isinstance(max_queries, (bool, np.bool_)) or not isinstance(max_queries, (int, np.integer))
+                                    or max_queries < 1):
+        raise ValueError(f"max_queries={max_queries!r} must be a positive integer or None (all test images)")
+    if max_queries is None or len(y) <= max_queries: return np.arange(len(y))
+    from sklearn.model_selection import train_test_split
+    _, counts = np.unique(y, return_counts=True)
+    strata = y if counts.min() >= 2 and max_queries >= len(counts) else None  # sklearn's conditions for stratifying
+    return np.sort(train_test_split(np.arange(len(y)), test_size=int(max_queries), stratify=strata, random_state=seed)[1])
+
+# %% ../nbs/00b_data.ipynb #a7e01c64
+def check_images(images) -> torch.Tensor:
+    "`images` as a torch tensor when they are uint8 (N, C, H, W) with 1 or 3 channels (numpy or torch), else ValueError."
+    if not isinstance(images, (np.ndarray, torch.Tensor)):
+        raise ValueError(f"images must be a uint8 numpy array or torch tensor (N, C, H, W), got {type(images).__name__}")
+    shape, dtype = tuple(images.shape), images.dtype
+    if images.ndim != 4 or dtype not in (np.uint8, torch.uint8) or shape[1] not in (1, 3):
+        raise ValueError(f"images must be uint8 (N, C, H, W) with C = 1 or 3, got {dtype} {shape}")
+    return torch.as_tensor(images)
+
+def match_images(images, shape) -> torch.Tensor:
+    "uint8 images as the image shape `(C, H, W)`: greyscale <-> RGB converted, resized with antialiasing."
+    import torchvision.transforms.v2.functional as F
+    x = check_images(images)
+    c, h, w = shape
+    if x.shape[1] != c: x = F.rgb_to_grayscale(x) if c == 1 else x.repeat(1, 3, 1, 1)
+    return F.resize(x, [h, w], antialias=True) if tuple(x.shape[-2:]) != (h, w) else x
+
+# %% ../nbs/00b_data.ipynb #c46fcac3
+OOD_PARTNERS = {'mnist': 'fashion_mnist', 'fashion_mnist': 'mnist', 'digits': 'fashion_mnist', 'cifar10': 'mnist'}
+
+def ood_images(dataset: str, shape, n: int, seed: int = 0, root=None) -> tuple[str | None, torch.Tensor | None, str]:
+    """(partner, images, note): `n` test images (stratified) of `dataset`'s OOD partner as `shape`; images None
+    and a one-line note when there is no partner or its files cannot be loaded (never downloads)."""
+    partner = OOD_PARTNERS.get(dataset)
+    if partner is None: return None, None, f"no OOD partner for {dataset!r} (partners: {OOD_PARTNERS})"
+    try: other = load_dataset(partner, root, download=False)
+    except (OSError, ValueError, RuntimeError) as e:
+        return partner, None, f"{partner} could not be loaded: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+    keep = query_subset(other.y_test.numpy(), n, seed)
+    return partner, match_images(other.x_test[keep], shape), ''
+
+
+# %% ../nbs/00b_data.ipynb #a394df87
+def _class_labels(dataset: GDMLDataset, classes) -> list[int]:
+    "`classes` (labels or class names) as sorted distinct labels of `dataset`; ValueError naming what is allowed."
+    if isinstance(classes, (str, int, np.integer)): classes = [classes]
+    names, out = [str(c) for c in dataset.classes], []
+    for c in classes:
+        if isinstance(c, str) and c in names: out.append(names.index(c))
+        elif not isinstance(c, (str, bool, np.bool_)) and hasattr(c, '__index__') and 0 <= operator.index(c) < len(names):
+            out.append(operator.index(c))  # ints, numpy and 0-d torch integers
+        else: raise ValueError(f"train_classes holds {c!r}, not a label 0..{len(names) - 1} nor a class name of {dataset.name!r} {names}")
+    if len(set(out)) != len(out): raise ValueError(f"train_classes names a class twice: {list(classes)}")
+    return sorted(out)
+
+def _subset(ds: GDMLDataset, labels: list[int], mean, std) -> GDMLDataset:
+    "The images of `labels` in both splits, relabelled 0..len(labels)-1 in label order."
+    remap = torch.full((ds.n_classes,), -1, dtype=torch.int64)
+    remap[labels] = torch.arange(len(labels))
+    keep_tr, keep_te = remap[ds.y_train] >= 0, remap[ds.y_test] >= 0
+    return check_dataset(GDMLDataset(f"{ds.name}[{','.join(map(str, labels))}]", ds.x_train[keep_tr], remap[ds.y_train[keep_tr]],
+                                     ds.x_test[keep_te], remap[ds.y_test[keep_te]], [ds.classes[i] for i in labels], mean, std))
+
+def class_disjoint_split(dataset: GDMLDataset, train_classes) -> tuple[GDMLDataset, GDMLDataset]:
+    """(seen, unseen): `dataset` restricted to `train_classes` (labels or names) and to the other classes.
+
+    Labels are remapped to 0..k-1 in label order in each part; both parts carry the mean/std of the
+    seen train images. The class-disjoint evaluation uses `unseen.x_test`/`unseen.y_test` as query
+    and reference (leave-one-out)."""
+    if not isinstance(dataset, GDMLDataset):
+        raise ValueError(f"dataset must be a gdml.data.GDMLDataset (from load_dataset), got {type(dataset).__name__}")
+    seen = _class_labels(dataset, train_classes)
+    unseen = [c for c in range(dataset.n_classes) if c not in seen]
+    if len(seen) < 2 or len(unseen) < 2:
+        raise ValueError(f"train_classes must leave at least 2 seen and 2 unseen classes of the {dataset.n_classes}; "
+                         f"got {len(seen)} seen {seen} and {len(unseen)} unseen")
+    x_seen = dataset.x_train[torch.isin(dataset.y_train, torch.tensor(seen))]
+    mean, std = channel_stats(x_seen)
+    return _subset(dataset, seen, mean, std), _subset(dataset, unseen, mean, std)

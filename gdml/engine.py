@@ -16,9 +16,9 @@ from .protocol import DEFAULTS, CLIP_MODES
 from .data import channel_stats
 
 # %% auto #0
-__all__ = ['D', 'get_device', 'seed_everything', 'check_labels', 'pin_threads', 'normalise', 'to_model_input', 'make_sgd',
-           'autocast', 'NonFiniteLossError', 'flush_denormals', 'clip_gradients', 'train_epochs', 'random_batches',
-           'train_split', 'on_device', 'fit_random_batches', 'held_out_loss', 'embed']
+__all__ = ['D', 'get_device', 'seed_everything', 'pin_threads', 'normalise', 'to_model_input', 'make_sgd', 'autocast',
+           'NonFiniteLossError', 'flush_denormals', 'clip_gradients', 'train_epochs', 'random_batches', 'train_split',
+           'on_device', 'fit_random_batches', 'held_out_loss', 'embed']
 
 # %% ../nbs/00c_engine.ipynb #7146a501
 def get_device(device: str | torch.device | None = 'auto') -> torch.device:
@@ -38,39 +38,6 @@ def seed_everything(seed: int) -> torch.Generator:
     seed = int(seed)
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
-
-# %% ../nbs/00c_engine.ipynb #c1a5e0a2
-def _label_array(y, name: str) -> np.ndarray:
-    "`y` as an int64 numpy array, or ValueError naming `name` when it does not hold integer class labels."
-    if isinstance(y, torch.Tensor): y = y.detach().cpu().double() if y.is_floating_point() else y.detach().cpu()
-    a = np.asarray(y)
-    if a.dtype == bool or a.dtype.kind in 'iu': return a.astype(np.int64)
-    if a.dtype.kind == 'f':
-        bad = ~np.isfinite(a) | (a != np.round(a))
-        if bad.any():
-            i = int(np.flatnonzero(bad.ravel())[0])
-            raise ValueError(f"{name} must hold integer class labels; {name}[{i}] is {a.ravel()[i].item()!r} "
-                             "(truncating non-integer floats would merge classes)")
-        return a.astype(np.int64)
-    first = f", e.g. {a.ravel()[0].item()!r}" if a.size else ''
-    raise ValueError(f"{name} must hold integer class labels, got dtype {a.dtype}{first}; map class names to "
-                     "integers first, e.g. np.unique(names, return_inverse=True)[1]")
-
-def check_labels(*labels, names: Iterable[str] | None = None, min_classes: int = 2):
-    """Integer class labels mapped to 0..c-1 in sorted order (one mapping shared by all `labels`), as int64
-    tensors of the same shapes: one tensor for one argument, else a tuple. ValueError (naming the argument)
-    for non-integer floats, strings, or fewer than `min_classes` distinct labels in any argument."""
-    names = list(names or (['labels'] if len(labels) == 1 else [f'labels[{i}]' for i in range(len(labels))]))
-    if len(names) != len(labels): raise ValueError(f"check_labels got {len(labels)} label arrays but {len(names)} names")
-    arrays = [_label_array(y, n) for y, n in zip(labels, names)]
-    for a, n in zip(arrays, names):
-        found = np.unique(a)
-        if len(found) < min_classes:
-            raise ValueError(f"{n} holds {len(found)} class(es) {found[:5].tolist()}; at least {min_classes} are needed")
-    values = np.unique(np.concatenate([a.ravel() for a in arrays]))
-    codes = tuple(torch.from_numpy(np.searchsorted(values, a).astype(np.int64)) for a in arrays)
-    return codes[0] if len(codes) == 1 else codes
-
 
 # %% ../nbs/00c_engine.ipynb #c1a5e0a5
 def pin_threads(n: int | None = None) -> int:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import DataError, decode_images, _image_extensions
+from .data import DataError, decode_images, image_extensions, scale_16bit, match_images
 from .distill import make_student, extraction_kwargs
 from .protocol import EXTRACTIONS
 from .engine import get_device, embed
@@ -159,8 +159,8 @@ def image_files(folder: str | os.PathLike) -> list[Path]:
     "The image files directly in `folder`, sorted by name; FileNotFoundError / DataError when there are none."
     folder = Path(folder)
     if not folder.is_dir(): raise FileNotFoundError(f"{folder}: not a folder of images")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _image_extensions() and not p.name.startswith('.'))
-    if not files: raise DataError(f"{folder}: no image files ({', '.join(_image_extensions())})")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in image_extensions() and not p.name.startswith('.'))
+    if not files: raise DataError(f"{folder}: no image files ({', '.join(image_extensions())})")
     return files
 
 def _unreadable(path, e: BaseException) -> DataError:
@@ -184,14 +184,12 @@ def read_image(path: str | os.PathLike, shape: Sequence[int], *, resize: bool = 
     as it is decoded, and a JPEG is decoded at a reduced scale no smaller than `shape` (`PIL.Image.draft`): a large
     photo never lies in memory at full size beside others."""
     from PIL import Image
-    from gdml.data import _scale_16bit
-    from gdml.shift import match_images
     c, h, w = shape
     try:
         with Image.open(path) as im:
             if resize and im.size != (w, h): im.draft(im.mode, (w, h))
             im.load()
-            a = _scale_16bit(im, path) if im.mode.startswith('I') or im.mode == 'F' else \
+            a = scale_16bit(im, path) if im.mode.startswith('I') or im.mode == 'F' else \
                 np.asarray(im.convert('L' if im.mode in ('1', 'L') else 'RGB'))
     except DataError: raise
     except Exception as e: raise _unreadable(path, e) from None

@@ -395,7 +395,7 @@ def write_tables(runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
             atomic_write(cmp_stem.with_suffix('.csv'), paper_comparison(summary, ds, methods).to_csv())
             paths += [cmp_stem.with_suffix(s) for s in ('.md', '.csv')]
     claims = summary_frame(records, CLAIM_COLUMNS)
-    for ds in datasets:   # the paper's untested claims (gdml.shift.measure_claims), where the records hold them
+    for ds in datasets:   # the paper's untested claims (gdml.claims.measure_claims), where the records hold them
         if not (claims.dataset == ds).any(): continue
         stem = out/f"claims_{_file_stem(ds)}"
         atomic_write(stem.with_suffix('.md'), to_markdown(claims_table(claims, ds, methods),

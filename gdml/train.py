@@ -132,7 +132,7 @@ def _train(config: RunConfig, ds, device, timer: _Timer, progress: bool, cache_d
     return TRAINERS[config.method](config, model, ds, common, timer, cache_dir)
 
 # %% ../nbs/07b_train.ipynb #4c8aebfe
-# the claims every record measures (gdml.shift.measure_claims) and the class-disjoint ones of `seen_classes` runs
+# the claims every record measures (gdml.claims.measure_claims) and the class-disjoint ones of `seen_classes` runs
 CLAIM_COLUMNS = ('shift_recall_at_1', 'shift_drop', 'ood_auroc', 'ood_fpr95', 'silhouette', 'intra_inter',
                  'unseen_recall_at_1', 'unseen_map_at_r')
 
@@ -161,7 +161,7 @@ def check_extraction(config: RunConfig, ds, unseen=None):
     where a map is 1x1: "Expected more than 1 value per channel when training"), and the run would fail, or measure
     nonsense, after training. The sets: train, test, the claims' test queries (at most CLAIM_QUERIES) and unseen test."""
     from gdml.data import DataError
-    from gdml.shift import CLAIM_QUERIES
+    from gdml.claims import CLAIM_QUERIES
     sets = [('train', len(ds.y_train)), ('test', len(ds.y_test)), ('claims query', min(len(ds.y_test), CLAIM_QUERIES))]
     if unseen is not None: sets.append(('unseen-class test', len(unseen.y_test)))
     for what, n in sets:
@@ -177,14 +177,15 @@ def _load_for(config: RunConfig):
     from gdml.data import load_dataset
     ds = load_dataset(config.dataset); whole = data_hash(ds)
     if not config.seen_classes: return check_extraction(config, check_run_data(ds, config.dataset)), None, whole
-    from gdml.shift import class_disjoint_split
+    from gdml.data import class_disjoint_split
     try: seen, unseen = class_disjoint_split(ds, seen_class_list(config.seen_classes))
     except ValueError as e: raise ConfigError(f"seen_classes {config.seen_classes!r}: {e}") from None
     return check_extraction(config, check_run_data(seen, config.dataset), unseen), unseen, whole
 
 def _claims(config: RunConfig, ds, unseen, embed_fn, train_emb, test_emb) -> dict:
-    "`gdml.shift.measure_claims` for this run, plus leave-one-out retrieval on the unseen classes of a class-disjoint run."
-    from gdml.shift import measure_claims, ood_images, CLAIM_QUERIES
+    "`gdml.claims.measure_claims` for this run, plus leave-one-out retrieval on the unseen classes of a class-disjoint run."
+    from gdml.claims import measure_claims, CLAIM_QUERIES
+    from gdml.data import ood_images
     from gdml.metrics import leave_one_out_metrics
     name, x_ood, note = ood_images(dataset_slug(config.dataset), tuple(ds.x_train.shape[1:]), CLAIM_QUERIES, config.seed)
     claims = measure_claims(embed_fn, train_emb, ds.y_train, test_emb, ds.y_test, ds.x_test, ood_x=x_ood, ood_name=name,
@@ -221,7 +222,7 @@ def run_experiment(config: RunConfig,  # what to run (`gdml.config.make_config`)
     With `cache_dir`, G-DML reuses a Z-hat that a run with the same GEMINI settings, data, seed, device type
     and source already made (the record says so in `zhat_from_cache`; its GEMINI time is the original's).
     `metrics` holds the paper's five, the authors' `recall_macro` and the `CLAIM_COLUMNS` that were measured;
-    `claims` the details (`gdml.shift.measure_claims`)."""
+    `claims` the details (`gdml.claims.measure_claims`)."""
     from gdml.distill import extraction_kwargs
     from gdml.engine import get_device, seed_everything, embed
     from gdml.metrics import evaluate
