@@ -23,8 +23,10 @@ from gdml.baselines import fit_baseline
 from gdml.engine import embed, flush_denormals
 from gdml.gemini import Gemini, fit_gemini
 from gdml.metrics import evaluate
-from gdml.records import _gemini_kwargs, _train_kwargs
-from gdml.shift import measure_claims, ood_images, CLAIM_QUERIES, CORRUPTIONS, SEVERITIES
+from gdml.train import _gemini_kwargs, _train_kwargs
+from gdml.data import ood_images
+from gdml.corruptions import CORRUPTIONS, SEVERITIES
+from gdml.claims import measure_claims, CLAIM_QUERIES
 
 
 def cpu_name() -> str:

@@ -33,7 +33,7 @@ def digest(a) -> str: return hashlib.sha256(a.tobytes() if hasattr(a, 'tobytes')
 def fingerprints() -> dict:
     import torch
     from gdml.config import make_config
-    from gdml.records import run_experiment
+    from gdml.train import run_experiment
     torch.set_num_threads(1)
     out = {}
     for name, kw in CASES.items():

@@ -10,7 +10,8 @@ from torch import nn
 from pytorch_metric_learning import losses, distances, miners
 
 from .protocol import DEFAULTS, BASELINE_DISTANCES, profile_values
-from .engine import get_device, seed_everything, to_model_input, check_labels, on_device, fit_random_batches
+from .data import check_labels
+from .engine import get_device, seed_everything, to_model_input, on_device, fit_random_batches
 
 
 # %% auto #0

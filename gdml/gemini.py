@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from .protocol import DEFAULTS
-from .engine import (get_device, seed_everything, to_model_input, make_sgd, train_epochs, check_labels, embed,
-                         on_device)
+from .data import check_labels
+from .engine import get_device, seed_everything, to_model_input, make_sgd, train_epochs, embed, on_device
 from .sampler import ClassPairTripletSampler
 from .losses import gemini_loss, constraint_loss
 

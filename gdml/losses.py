@@ -4,10 +4,11 @@
 
 # %% ../nbs/02_losses.ipynb #029ba553
 from __future__ import annotations
+import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['euclidean', 'gemini_loss', 'constraint_loss', 'constraints_from_class', 'constraints_from_model']
+__all__ = ['euclidean', 'gemini_loss', 'constraint_loss', 'constraints_from_class', 'constraints_from_model', 'polygon_corners']
 
 # %% ../nbs/02_losses.ipynb #526a5b78
 def euclidean(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -69,3 +70,13 @@ def constraints_from_class(embeddings: torch.Tensor, labels: torch.Tensor, cls: 
 def constraints_from_model(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     "Source (c): another model's outputs on `x`, detached (Eq. 6 treats them as given points)."
     with torch.no_grad(): return model(x).detach()
+
+# %% ../nbs/02_losses.ipynb #3afe01ee
+def polygon_corners(n_classes: int, dim: int, margin: float) -> torch.Tensor:
+    """Eq. 6's user-given points ('corners'): the corners of a regular polygon in the first two dimensions,
+    adjacent corners 2 * `margin` apart (radius margin / sin(pi / n)), one per class."""
+    angles = torch.arange(n_classes) * 2 * np.pi / n_classes
+    pts = torch.zeros(n_classes, dim)
+    pts[:, :2] = margin / np.sin(np.pi / n_classes) * torch.stack([angles.cos(), angles.sin()], 1)[:, :dim]
+    return pts
+

@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 
 from .protocol import METRICS
-from .engine import check_labels
+from .data import check_labels
 
 # %% auto #0
 __all__ = ['EXTRA_METRICS', 'RANKINGS', 'LOO_METRICS', 'check_embeddings', 'RetrievalIndex', 'ranking_metrics',

@@ -11,10 +11,12 @@ from typing import Iterable
 from .protocol import METHODS
 from .files import atomic_write
 from .config import RunConfig, make_config, run_dir, config_hash, dataset_slug, ConfigError, check_out_dir
-from .records import execute_run, has_record, MANIFEST, read_manifest
+from .store import has_record, RecordError
+from .execute import execute_run
 
 # %% auto #0
-__all__ = ['seed_list', 'expand_grid', 'write_manifest', 'local_cluster', 'slurm_cluster', 'make_cluster', 'run_sweep']
+__all__ = ['MANIFEST', 'seed_list', 'expand_grid', 'read_manifest', 'write_manifest', 'local_cluster', 'slurm_cluster',
+           'make_cluster', 'run_sweep']
 
 # %% ../nbs/08_sweep.ipynb #9ab6dcd7
 def seed_list(seeds: int | Iterable[int]) -> list[int]:
@@ -29,6 +31,20 @@ def expand_grid(datasets: Iterable[str] = ('digits',), methods: Iterable[str] = 
     "Every (dataset, method, seed) cell as a checked `RunConfig` with the same profile and overrides, each once."
     return list(dict.fromkeys(make_config(d, m, s, profile, **overrides)   # `--methods gdml gdml` is one method
                               for d in datasets for m in methods for s in seed_list(seeds)))
+
+# %% ../nbs/08_sweep.ipynb #6c10abed
+MANIFEST = 'sweep.json'
+
+def read_manifest(runs_dir: str | os.PathLike) -> list[dict]:
+    "The cells of `runs_dir/sweep.json` (none without one); RecordError naming the file when it is unreadable."
+    man = Path(runs_dir)/MANIFEST
+    try: cells = json.loads(man.read_text())['cells']
+    except FileNotFoundError: return []
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise RecordError(f"{man}: unreadable sweep manifest ({type(e).__name__}: {e})") from e
+    if not isinstance(cells, list) or not all(isinstance(c, dict) and {'dataset', 'method', 'seed'} <= set(c) for c in cells):
+        raise RecordError(f"{man}: 'cells' must be a list of {{dataset, method, seed, ...}} objects")
+    return cells
 
 # %% ../nbs/08_sweep.ipynb #a2144f7c
 def write_manifest(configs: list[RunConfig], out_dir: str | os.PathLike) -> Path:

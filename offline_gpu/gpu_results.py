@@ -86,7 +86,7 @@ def _safe_members(tar: tarfile.TarFile, name: str):
 
 def unpack(tarball: Path, repo: Path = REPO, *, max_array_mib: float = 1.0) -> dict:
     "Lay the tarball's records into repo/results, its bench JSON into repo/benchmarks/results; keep a copy in repo/.gpu/returned."
-    from gdml.records import RESULT, load_record
+    from gdml.store import RESULT, load_record
     tarball = Path(tarball)
     with tempfile.TemporaryDirectory() as tmp, tarfile.open(tarball) as tar:
         tar.extractall(tmp, members=list(_safe_members(tar, str(tarball))), filter='data')

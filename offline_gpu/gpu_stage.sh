@@ -87,7 +87,7 @@ for m in ('gdml', 'torchvision', 'numpy', 'pandas', 'sklearn', 'faiss', 'pytorch
           'ipykernel', 'distributed', 'matplotlib', 'seaborn'):
     mod = importlib.import_module(m)
     print(f"  {m} {getattr(mod, '__version__', '?')}  {mod.__file__}")
-import gdml.cli, gdml.sweep, gdml.metrics, gdml.records
+import gdml.cli, gdml.sweep, gdml.metrics, gdml.store, gdml.execute
 print('  profiles:', ', '.join(gdml.protocol.PROFILES))
 EOF
     } > "$W/setup.txt.tmp" 2>&1 && mv "$W/setup.txt.tmp" "$W/setup.txt" || { cat "$W/setup.txt.tmp"; note "setup: import check failed"; return 2; }
@@ -158,7 +158,7 @@ stage_sweep() {
 import contextlib, io, json, sys
 from pathlib import Path
 from gdml.cli import main
-from gdml.records import load_records
+from gdml.store import load_records
 out, ds, prof, table_copy = sys.argv[1:]
 recs = [r for r in load_records(out, prof) if r['dataset'] == ds]
 print(f"{ds}/{prof}: {len(recs)} records: " + ', '.join(sorted(f"{r['method']}/{r['seed']}" for r in recs)))

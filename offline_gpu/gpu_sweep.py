@@ -21,7 +21,7 @@ from gdml.cli import add_hyper_options, hyper_values
 from gdml.protocol import METHODS, PROFILES
 from gdml.files import atomic_write
 from gdml.config import ConfigError, config_hash, dataset_slug
-from gdml.records import load_records
+from gdml.store import load_records
 from gdml.sweep import expand_grid, write_manifest, make_cluster
 
 STATUS = 'gpu_sweep_status.json'
@@ -84,7 +84,8 @@ def run(configs: list, out_dir, *, deadline: float, hard_deadline: float, runs_p
         bench: dict | None = None, log=print) -> list[dict]:
     """Run the cells of `configs` without a record under `out_dir` within the budget (seconds from now);
     one status row per cell."""
-    from gdml.records import execute_run, has_record
+    from gdml.store import has_record
+    from gdml.execute import execute_run
     t0 = time.monotonic()
     out_dir = Path(out_dir).resolve(); out_dir.mkdir(parents=True, exist_ok=True)
     configs = seed_major(configs)

@@ -10,7 +10,8 @@ import torch
 
 from gdml.protocol import METRICS
 from gdml.config import config_dict, config_hash, make_config, run_dir
-from gdml.records import ARRAYS, RESULT, load_record, source_hash, write_record
+from gdml.provenance import source_hash
+from gdml.store import ARRAYS, RESULT, load_record, write_record
 from gdml.sweep import write_manifest
 from gdml.cli import main
 
@@ -299,7 +300,7 @@ def _make_authors_run(out):
     from gdml.data import load_dataset
     from gdml.distill import make_student, extraction_kwargs
     from gdml.engine import embed
-    from gdml.records import model_bundle
+    from gdml.train import model_bundle
     d, cfg = load_dataset('digits'), make_config('digits', 'gdml', 0, arch='resnet18', extraction='authors')
     net = make_student('resnet18', in_channels=1, embedding_dim=2, seed=0).train()
     with torch.no_grad(): net((d.x_train[:512].float() - d.mean.view(1, -1, 1, 1)) / d.std.view(1, -1, 1, 1))
@@ -435,7 +436,7 @@ def test_a_parameter_cannot_inject_code_into_the_run_notebook(tmp_path, value):
     import ast
     from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
-    from gdml.records import notebook_parameters, run_notebook_path
+    from gdml.execute import notebook_parameters, run_notebook_path
     data = tmp_path/value.replace('/', '_')
     for split in ('train', 'test'):
         for c in ('a', 'b'): (data/split/c).mkdir(parents=True)

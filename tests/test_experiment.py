@@ -9,8 +9,11 @@ import torch
 from gdml.protocol import METRICS
 from gdml.files import atomic_write
 from gdml.config import CONFIG_FIELDS, ConfigError, config_hash, make_config, run_dir
-from gdml.records import CLAIM_COLUMNS, RESULT, ARRAYS, MODEL, NOTEBOOK, FAILURE, FAILED_NOTEBOOK, MANIFEST, execute_run, has_record, load_record, run_notebook_path, write_record, scan_records, source_hash
-from gdml.sweep import write_manifest
+from gdml.provenance import source_hash
+from gdml.train import CLAIM_COLUMNS
+from gdml.store import RESULT, ARRAYS, MODEL, NOTEBOOK, FAILURE, FAILED_NOTEBOOK, has_record, load_record, write_record, scan_records
+from gdml.execute import execute_run, run_notebook_path
+from gdml.sweep import MANIFEST, write_manifest
 
 TINY = dict(gemini_epochs=1, epochs=1, device='cpu')
 _META = dict(run_id='r0', dataset='digits', method='gdml', seed=0, profile='quick', config_hash='h', source_hash=source_hash(),
@@ -164,7 +167,7 @@ def test_claims_and_ablations_notebooks_run_a_tiny_grid(tmp_path):
 
 def test_a_class_disjoint_run_measures_the_unseen_classes(tmp_path):
     "`seen_classes` trains on those classes only and adds leave-one-out retrieval on the others to the record."
-    from gdml.records import run_experiment
+    from gdml.train import run_experiment
     rec = run_experiment(make_config('digits', 'gdml', 0, gemini_epochs=1, epochs=1, seen_classes='0,1,2,3,4', device='cpu'))
     assert rec['classes'] == ['0', '1', '2', '3', '4']   # class names as str, as for every dataset
     assert set(rec['arrays']['test_labels'].tolist()) == {0, 1, 2, 3, 4}
@@ -282,7 +285,7 @@ def test_in_process_gives_the_numbers_of_the_notebook(notebook_run, tmp_path, ca
 KERNEL_SCRIPT = """
 import json, os, sys, nbformat, papermill
 from jupyter_client.manager import AsyncKernelManager
-import gdml.records as E
+import gdml.execute as E
 manager, cwd, signals = sys.argv[1:4]
 if manager == 'tcp': E._ipc_ok = lambda: False            # as on a machine without Unix sockets
 class Manager(AsyncKernelManager if manager == 'plain' else E.quiet_kernel_manager()):

@@ -13,7 +13,7 @@ from PIL import Image
 from gdml.data import load_dataset
 from gdml.protocol import METRICS
 from gdml.config import config_dict, config_hash, make_config
-from gdml.records import load_record, load_records, write_record
+from gdml.store import load_record, load_records, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO/'offline_gpu'), str(REPO/'benchmarks')]

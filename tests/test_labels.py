@@ -1,4 +1,4 @@
-"""Class labels are checked the same way by every function that takes them (`gdml.engine.check_labels`):
+"""Class labels are checked the same way by every function that takes them (`gdml.data.check_labels`):
 any integer labels are mapped to 0..c-1, non-integer floats and strings are refused, one class is refused."""
 import numpy as np
 import pytest

@@ -21,7 +21,7 @@ def test_a_wheel_install_runs_a_run(tmp_path):
                    capture_output=True, timeout=300)
     env = {k: v for k, v in os.environ.items() if k != 'GDML_RUN_NOTEBOOK'}
     env['PYTHONPATH'] = str(site)
-    where = subprocess.run([sys.executable, '-c', 'import gdml, gdml.records as e; print(gdml.__file__); print(e.run_notebook_path())'],
+    where = subprocess.run([sys.executable, '-c', 'import gdml, gdml.execute as e; print(gdml.__file__); print(e.run_notebook_path())'],
                            cwd=work, env=env, capture_output=True, text=True, timeout=120)
     assert where.returncode == 0, where.stderr
     module, notebook = where.stdout.split()

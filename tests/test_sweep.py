@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from gdml.records import RESULT, ARRAYS, load_record
+from gdml.store import RESULT, ARRAYS, load_record
 
 
 def _gdml_cmd():
