@@ -178,7 +178,7 @@ class RetrievalIndex:
         return [lambda c=q_idx[s:s + rows]: job(c) for s in range(0, len(q_idx), rows)]
 
     # chunks of 16 queries: narrower bands than 64 for the claims' 50 queries a class (a quarter fewer CPU-seconds per
-    # corrupted set, benchmarks/RESULTS.md), no slower on 10k queries; any chunking gives the same numbers
+    # corrupted set, benchmarks/bench_ranking_rows.py), no slower on 10k queries; any chunking gives the same numbers
     def ranking(self, test_emb, test_labels, *, rows: int = 16, workers: int | None = None) -> tuple[float, float]:
         "(R-Precision, MAP@R) as fractions of the queries `test_emb`; see `ranking_metrics`."
         test_emb, test_labels = np.asarray(test_emb, np.float64), np.asarray(test_labels)

@@ -113,12 +113,16 @@ def select_records(records: list[dict], where: dict | None = None) -> list[dict]
         if k not in CONFIG_FIELDS: raise ConfigError(f"--where {k!r} is not a configuration field; fields: {', '.join(CONFIG_FIELDS)}")
     return [r for r in records if all(_same(r['config'].get(k), v) for k, v in (where or {}).items())]
 
-def describe_setting(config: dict) -> str:
-    "A configuration in words: its profile and the values it sets otherwise ('profile=quick, epochs=1, seen_classes=0,1,2')."
+def _setting_words(config: dict, skip=()) -> list[str]:
+    "The values `config` sets otherwise than its profile, as 'field=value', in `FIELDS` order (none of the fields in `skip`)."
     from gdml.protocol import FIELDS, profile_values
     try: base = profile_values(config['profile'], config['dataset'], config['method'])
     except (KeyError, ValueError): base = {}
-    return ', '.join([f"profile={config.get('profile')}"] + [f"{k}={config[k]}" for k in FIELDS if k in config and config[k] != base.get(k)])
+    return [f"{k}={config[k]}" for k in FIELDS if k in config and k not in skip and config[k] != base.get(k)]
+
+def describe_setting(config: dict) -> str:
+    "A configuration in words: its profile and the values it sets otherwise ('profile=quick, epochs=1, seen_classes=0,1,2')."
+    return ', '.join([f"profile={config.get('profile')}"] + _setting_words(config))
 
 def _row_names(groups: dict) -> dict:
     """A row label per (dataset key, method, setting): the method's name, a baseline's distance in brackets
@@ -128,16 +132,15 @@ def _row_names(groups: dict) -> dict:
     for (k, m, s), seeds in groups.items(): by_method.setdefault((k, m), {})[s] = next(iter(seeds.values()))['config']
     names = {}
     for (k, m), configs in by_method.items():
-        one_profile = len({c.get('profile') for c in configs.values()}) == 1
-        def words(c):
-            parts = [w for w in describe_setting(c).split(', ') if not w.startswith('baseline_distance=')]
-            return ', '.join(parts[1:] if one_profile else parts)
-        said = {s: words(c) for s, c in configs.items()}
-        for s, c in configs.items():
-            dist = c.get('baseline_distance')
-            name = METHOD_NAMES[m] + (f" [{dist}]" if m != 'gdml' and dist else '')
-            alike = sum(w == said[s] and configs[t].get('baseline_distance') == dist for t, w in said.items()) > 1
-            detail = '; '.join(x for x in (said[s] if len(configs) > 1 else '', s if alike else '') if x)
+        profiles = len({c.get('profile') for c in configs.values()}) > 1
+        def label(c):
+            dist = f" [{c['baseline_distance']}]" if m != 'gdml' and c.get('baseline_distance') else ''
+            words = ([f"profile={c.get('profile')}"] if profiles else []) + _setting_words(c, skip=('baseline_distance',))
+            return METHOD_NAMES[m] + dist, ', '.join(words) if len(configs) > 1 else ''
+        labels = {s: label(c) for s, c in configs.items()}
+        for s, (name, words) in labels.items():
+            alike = list(labels.values()).count((name, words)) > 1   # the words cannot tell them apart: the hash does
+            detail = '; '.join(x for x in (words, s if alike else '') if x)
             names[(k, m, s)] = f"{name} ({detail})" if detail else name
     return names
 
