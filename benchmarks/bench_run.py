@@ -23,10 +23,10 @@ from gdml.baselines import fit_baseline
 from gdml.engine import embed, flush_denormals
 from gdml.gemini import Gemini, fit_gemini
 from gdml.metrics import evaluate
-from gdml.train import _gemini_kwargs, _train_kwargs
+from gdml.train import protocol_kwargs
 from gdml.data import ood_images
 from gdml.corruptions import CORRUPTIONS, SEVERITIES
-from gdml.claims import measure_claims, CLAIM_QUERIES
+from gdml.claims import measure_claims
 
 
 def cpu_name() -> str:
@@ -80,7 +80,7 @@ def phases(name: str, flops_peak: float, dist_peak: float) -> list[dict]:
     row('data', 0, '', w, c, 1)
     cfg = make_config(name, 'gdml', 0, 'quick', device='cpu')
     stats = dict(mean=ds.mean, std=ds.std, device='cpu', seed=0, progress=False)
-    gk = dict(_gemini_kwargs(cfg), epochs=1)
+    gk = dict(protocol_kwargs(fit_gemini, cfg, exclude=('constraints',)), gemini_epochs=1)
     (gem, z_hat), w, c = timed(lambda: fit_gemini(ds.x_train, ds.y_train, **gk, **stats))
     x1 = torch.zeros(cfg.triplets_per_batch, *ds.x_train.shape[1:])
     g = Gemini(ds.n_classes, tuple(ds.x_train.shape[1:]), 2, cfg.gemini_stream, cfg.gemini_width, cfg.gemini_hidden)
@@ -90,13 +90,13 @@ def phases(name: str, flops_peak: float, dist_peak: float) -> list[dict]:
     _, wz, cz = timed(lambda: embed(gem, ds.x_train, classes=ds.y_train, mean=ds.mean, std=ds.std, device='cpu'))
     row('GEMINI epoch', step_flops * n_pairs, 'FLOP', w - wz, c - cz, flops_peak)
     row('Z-hat', zhat_flops, 'FLOP', wz, cz, flops_peak)
-    tk = dict(_train_kwargs(cfg), epochs=1)
+    tk = dict(protocol_kwargs(fit_student, cfg), epochs=1)
     student = make_student(cfg.arch, ds.in_channels, 2, width=cfg.arch_width)
     per_image = train_flops(make_student(cfg.arch, ds.in_channels, 2, width=cfg.arch_width), torch.zeros(8, *ds.x_train.shape[1:])) / 8
     _, w, c = timed(lambda: fit_student(student, ds.x_train, z_hat, **tk, **stats))
     row('student epoch', per_image * len(ds.x_train), 'FLOP', w, c, flops_peak)
     backbone = make_student(cfg.arch, ds.in_channels, 2, width=cfg.arch_width)
-    _, w, c = timed(lambda: fit_baseline('triplet', backbone, ds.x_train, ds.y_train, **dict(tk, channels_last=cfg.channels_last), **stats))
+    _, w, c = timed(lambda: fit_baseline('triplet', backbone, ds.x_train, ds.y_train, **dict(protocol_kwargs(fit_baseline, cfg), epochs=1), **stats))
     row('baseline epoch', per_image * len(ds.x_train), 'FLOP', w, c, flops_peak)
     (tr, te), w, c = timed(lambda: (embed(student, ds.x_train, mean=ds.mean, std=ds.std, device='cpu').numpy(),
                                     embed(student, ds.x_test, mean=ds.mean, std=ds.std, device='cpu').numpy()))
@@ -104,11 +104,11 @@ def phases(name: str, flops_peak: float, dist_peak: float) -> list[dict]:
     _, w, c = timed(lambda: evaluate(tr, ds.y_train.numpy(), te, ds.y_test.numpy()))
     row('evaluate', float(len(tr)) * len(te), 'distances', w, c, dist_peak)
     fn = lambda x: embed(student, x, mean=ds.mean, std=ds.std, device='cpu').numpy()
-    partner, x_ood, note = ood_images(name, tuple(ds.x_train.shape[1:]), CLAIM_QUERIES, 0)
+    partner, x_ood, note = ood_images(name, tuple(ds.x_train.shape[1:]), cfg.claim_queries, 0)
     _, w, c = timed(lambda: measure_claims(fn, tr, ds.y_train.numpy(), te, ds.y_test.numpy(), ds.x_test, ood_x=x_ood,
-                                           ood_name=partner, ood_note=note))
+                                           ood_name=partner, ood_note=note, max_queries=cfg.claim_queries))
     sets = 1 + len(CORRUPTIONS) * len(SEVERITIES)
-    q = min(CLAIM_QUERIES, len(te))
+    q = min(cfg.claim_queries, len(te))
     work = float(sets * q * len(tr) + len(te) ** 2)   # the shifted query sets' distances + the silhouette's
     row('claims', work, 'distances', w, c, dist_peak)
     return rows

@@ -4,71 +4,82 @@
 
 # %% ../nbs/05_baselines.ipynb #42927fe4
 from __future__ import annotations
-from typing import Callable
 
 from torch import nn
 from pytorch_metric_learning import losses, distances, miners
 
-from .protocol import DEFAULTS, BASELINE_DISTANCES, profile_values
+from .protocol import DEFAULTS as D, BASELINE_DISTANCES, profile_values
 from .data import check_labels
 from .engine import get_device, seed_everything, to_model_input, on_device, fit_random_batches
 
 
 # %% auto #0
-__all__ = ['LOSSES', 'MINERS', 'PML_DEFAULT_MINERS', 'D', 'raw_distance', 'make_loss', 'make_miner', 'fit_baseline']
+__all__ = ['LOSSES', 'LOSS_FIELDS', 'MINERS', 'raw_distance', 'loss_fields', 'loss_settings', 'make_loss', 'make_miner',
+           'fit_baseline']
 
 # %% ../nbs/05_baselines.ipynb #238adad3
 def raw_distance() -> distances.LpDistance:
     "Euclidean distance on raw (unnormalised) embeddings, as the evaluation measures them."
     return distances.LpDistance(normalize_embeddings=False, p=2, power=1)
 
-# baseline name (gdml.protocol.BASELINES) -> (PML loss class, gdml's 2-D settings)
-LOSSES: dict[str, tuple[type, dict]] = {
-    'siamese': (losses.ContrastiveLoss, dict(pos_margin=0.0, neg_margin=3.0)),
-    'triplet': (losses.TripletMarginLoss, dict(margin=3.0)),
-    'margin': (losses.MarginLoss, dict(margin=0.2, nu=0.0, beta=1.2)),
-    'multisim': (losses.MultiSimilarityLoss, dict(alpha=2.0, beta=50.0, base=0.5)),
-}
+# baseline name (gdml.protocol.BASELINES) -> its PML loss
+LOSSES: dict[str, type] = {'siamese': losses.ContrastiveLoss, 'triplet': losses.TripletMarginLoss,
+                           'margin': losses.MarginLoss, 'multisim': losses.MultiSimilarityLoss}
+# the fields of gdml.protocol that set the losses and miners
+LOSS_FIELDS = ('baseline_margin', 'margin_loss_margin', 'margin_loss_beta', 'margin_loss_nu',
+               'multisim_alpha', 'multisim_beta', 'multisim_base', 'multisim_epsilon')
 
 def _check_distance(distance: str):
     if distance not in BASELINE_DISTANCES:
         raise ValueError(f"baseline_distance must be one of {BASELINE_DISTANCES}, got {distance!r}")
 
-def make_loss(method: str, baseline_distance: str = 'euclidean', **loss_kwargs) -> nn.Module:
-    """The PML loss of a baseline `method`: on raw Euclidean distances with gdml's 2-D settings (`'euclidean'`),
-    or exactly as PML constructs it by default (`'pml_default'`); `loss_kwargs` override either."""
+def loss_fields(fields: dict | None = None) -> dict:
+    "The `LOSS_FIELDS` values: the paper profile's, replaced by `fields`; ValueError for any other name."
+    unknown = sorted(set(fields or {}) - set(LOSS_FIELDS))
+    if unknown: raise ValueError(f"unknown loss setting(s) {', '.join(unknown)}; allowed: {', '.join(LOSS_FIELDS)}")
+    return {**{k: D[k] for k in LOSS_FIELDS}, **(fields or {})}
+
+def loss_settings(method: str, baseline_distance: str = 'euclidean', fields: dict | None = None) -> dict:
+    """The keyword arguments of `method`'s PML loss from the protocol's `fields`: Margin's and Multi-Similarity's own
+    settings with either distance; with `'euclidean'` also the raw distance and Siamese's and Triplet's margin
+    (`baseline_margin`; with `'pml_default'` they keep PML's margins, made for unit-length embeddings)."""
     if method not in LOSSES: raise ValueError(f"method must be one of {tuple(LOSSES)}, got {method!r}")
     _check_distance(baseline_distance)
-    cls, kw = LOSSES[method]
-    if baseline_distance == 'pml_default': return cls(**loss_kwargs)
-    return cls(**{'distance': raw_distance(), **kw, **loss_kwargs})
+    f = loss_fields(fields)
+    own = {'margin': dict(margin=f['margin_loss_margin'], nu=f['margin_loss_nu'], beta=f['margin_loss_beta']),
+           'multisim': dict(alpha=f['multisim_alpha'], beta=f['multisim_beta'], base=f['multisim_base'])}
+    if baseline_distance == 'pml_default': return own.get(method, {})
+    margins = {'siamese': dict(pos_margin=0.0, neg_margin=f['baseline_margin']), 'triplet': dict(margin=f['baseline_margin'])}
+    return dict(distance=raw_distance(), **own.get(method, {}), **margins.get(method, {}))
+
+def make_loss(method: str, baseline_distance: str = 'euclidean', fields: dict | None = None, **loss_kwargs) -> nn.Module:
+    """The PML loss of a baseline `method`: on raw Euclidean distances (`'euclidean'`) or PML's default distance
+    (`'pml_default'`), with the settings of `loss_settings`; `loss_kwargs` override any of them."""
+    settings = loss_settings(method, baseline_distance, fields)   # checks `method` first
+    return LOSSES[method](**{**settings, **loss_kwargs})
 
 
 # %% ../nbs/05_baselines.ipynb #6645af3c
-# miner name (gdml.protocol.MINERS) -> constructor; margins follow the losses': 3 for pairs and triplets, epsilon 0.1 for Multi-Similarity
-MINERS: dict[str, Callable[[], object | None]] = {
-    'none': lambda: None,   # the paper: random batches, no miner
-    'multisim': lambda: miners.MultiSimilarityMiner(epsilon=0.1, distance=raw_distance()),
-    'semihard': lambda: miners.TripletMarginMiner(margin=3.0, type_of_triplets='semihard', distance=raw_distance()),
-    'pair_margin': lambda: miners.PairMarginMiner(pos_margin=0.0, neg_margin=3.0, distance=raw_distance()),
-}
-# the same miners as PML builds them by default (normalised distances, PML's margins), beside 'pml_default' losses
-PML_DEFAULT_MINERS: dict[str, Callable[[], object | None]] = {
-    'none': lambda: None,
-    'multisim': lambda: miners.MultiSimilarityMiner(),
-    'semihard': lambda: miners.TripletMarginMiner(type_of_triplets='semihard'),
-    'pair_margin': lambda: miners.PairMarginMiner(),
-}
+# miner name (gdml.protocol.MINERS) -> its PML miner (None: random batches, the paper's)
+MINERS: dict[str, type | None] = {'none': None, 'multisim': miners.MultiSimilarityMiner,
+                                  'semihard': miners.TripletMarginMiner, 'pair_margin': miners.PairMarginMiner}
 
-def make_miner(name: str, baseline_distance: str = 'euclidean'):
-    "The PML miner `name` of `MINERS` on raw Euclidean distances (or as PML builds it, `'pml_default'`); None for 'none'."
+def make_miner(name: str, baseline_distance: str = 'euclidean', fields: dict | None = None):
+    """The PML miner `name` of `MINERS` (None for 'none'): Multi-Similarity's with `multisim_epsilon` of the `fields`;
+    the others on raw Euclidean distances with the losses' margin `baseline_margin` (`'euclidean'`), or with PML's
+    distance and margins (`'pml_default'`)."""
     if name not in MINERS: raise ValueError(f"miner must be one of {tuple(MINERS)}, got {name!r}")
     _check_distance(baseline_distance)
-    return (PML_DEFAULT_MINERS if baseline_distance == 'pml_default' else MINERS)[name]()
+    f = loss_fields(fields)
+    if MINERS[name] is None: return None
+    kw = {'multisim': dict(epsilon=f['multisim_epsilon']), 'semihard': dict(type_of_triplets='semihard')}.get(name, {})
+    if baseline_distance == 'euclidean':
+        margins = {'semihard': dict(margin=f['baseline_margin']), 'pair_margin': dict(pos_margin=0.0, neg_margin=f['baseline_margin'])}
+        kw.update(distance=raw_distance(), **margins.get(name, {}))
+    return MINERS[name](**kw)
 
 
 # %% ../nbs/05_baselines.ipynb #236b9bdb
-D = DEFAULTS
 def fit_baseline(method: str,          # a name of `LOSSES`: siamese, triplet, margin or multisim
                  model: nn.Module,     # the backbone, e.g. `make_student('resnet18', ...)`; trained in place
                  x, y,                 # train images (N, C, H, W) uint8 and their integer class labels
@@ -77,9 +88,14 @@ def fit_baseline(method: str,          # a name of `LOSSES`: siamese, triplet, m
                  weight_decay: float = D['weight_decay'], clip: float | None = D['clip'], clip_mode: str = D['clip_mode'],
                  plateau_factor: float = D['plateau_factor'], plateau_patience: int = D['plateau_patience'],
                  train_fraction: float = D['train_fraction'],
-                 miner=None,                     # a PML miner (`make_miner`); the paper uses none
+                 miner=D['miner'],               # a name of `MINERS` (the paper: 'none'), or a PML miner
                  baseline_distance: str | None = None,  # 'euclidean' or 'pml_default'; None: the `paper` profile's for `method`
-                 loss_kwargs: dict | None = None, # overrides of the loss's settings, e.g. margin
+                 baseline_margin: float = D['baseline_margin'],  # the losses' and miners' settings (`make_loss`, `make_miner`)
+                 margin_loss_margin: float = D['margin_loss_margin'], margin_loss_beta: float = D['margin_loss_beta'],
+                 margin_loss_nu: float = D['margin_loss_nu'], multisim_alpha: float = D['multisim_alpha'],
+                 multisim_beta: float = D['multisim_beta'], multisim_base: float = D['multisim_base'],
+                 multisim_epsilon: float = D['multisim_epsilon'],
+                 loss_kwargs: dict | None = None, # overrides of the loss's PML arguments, e.g. margin
                  raw_pixels: bool = D['raw_pixels'],
                  channels_last: bool = D['channels_last'],  # the backbone's convolutions channels-last on the CPU
                  device='auto', seed: int = 0, progress: bool = True) -> nn.Module:
@@ -87,7 +103,11 @@ def fit_baseline(method: str,          # a name of `LOSSES`: siamese, triplet, m
     y = check_labels(y, names=['y'])   # the same labels as fit_gemini accepts, mapped to 0..c-1
     if method not in LOSSES: raise ValueError(f"method must be one of {tuple(LOSSES)}, got {method!r}")
     if baseline_distance is None: baseline_distance = profile_values('paper', method=method)['baseline_distance']
-    loss_fn = make_loss(method, baseline_distance, **(loss_kwargs or {}))
+    fields = dict(baseline_margin=baseline_margin, margin_loss_margin=margin_loss_margin, margin_loss_beta=margin_loss_beta,
+                  margin_loss_nu=margin_loss_nu, multisim_alpha=multisim_alpha, multisim_beta=multisim_beta,
+                  multisim_base=multisim_base, multisim_epsilon=multisim_epsilon)
+    loss_fn = make_loss(method, baseline_distance, fields, **(loss_kwargs or {}))
+    if isinstance(miner, str): miner = make_miner(miner, baseline_distance, fields)
     device = get_device(device)
     g = seed_everything(seed)
     if len(y) != len(x): raise ValueError(f"x has {len(x)} samples but y has {len(y)} labels")

@@ -9,12 +9,13 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from .protocol import DEFAULTS as D, CLAIM_METRICS
 from .data import check_images, query_subset
 from .metrics import RANKINGS, RetrievalIndex, check_embeddings, pml_ranking_metrics, ood_auroc, compactness
 from .corruptions import CORRUPTIONS, SEVERITIES, corrupt, check_corruption
 
 # %% auto #0
-__all__ = ['SHIFT_METRICS', 'CLAIM_QUERIES', 'CLAIM_METRICS', 'shift_curves', 'measure_claims']
+__all__ = ['SHIFT_METRICS', 'shift_curves', 'measure_claims']
 
 # %% ../nbs/06b_claims.ipynb #7dc7bfef
 SHIFT_METRICS = ('recall_at_1', 'map_at_r')
@@ -59,10 +60,6 @@ def shift_curves(embed_fn: Callable, train_emb, y_train, x_test, y_test, *, kind
     return pd.DataFrame(rows, columns=['kind', 'severity', 'metric', 'value', 'clean', 'drop_from_clean', 'n_queries'])
 
 
-# %% ../nbs/06b_claims.ipynb #81e13e60
-CLAIM_QUERIES = 500   # test images per run for the shift and OOD measurements (stratified): what bounds their cost
-CLAIM_METRICS = ('shift_recall_at_1', 'shift_drop', 'ood_auroc', 'ood_fpr95', 'silhouette', 'intra_inter')
-
 # %% ../nbs/06b_claims.ipynb #6f60a10f
 def _shift_summary(curves: pd.DataFrame) -> dict:
     r1 = curves[curves.metric == 'recall_at_1']
@@ -73,11 +70,11 @@ def _shift_summary(curves: pd.DataFrame) -> dict:
                 shift_recall_at_1=float(r1.value.mean()), shift_drop=float(r1.drop_from_clean.mean()))
 
 def measure_claims(embed_fn: Callable, train_emb, y_train, test_emb, y_test, x_test, *, ood_x=None, ood_name: str | None = None,
-                   ood_note: str = '', seed: int = 0, max_queries: int = CLAIM_QUERIES, kinds: Iterable[str] | None = None,
+                   ood_note: str = '', seed: int = 0, max_queries: int = D['claim_queries'], kinds: Iterable[str] | None = None,
                    severities: Iterable[int] = SEVERITIES) -> dict:
     """The paper's untested claims measured on one trained model, JSON-ready: `shift` (`shift_curves` summary),
     `ood` (`ood_auroc` of `ood_x` against `max_queries` test images), `compactness`, and `summary` (the
-    `CLAIM_METRICS` scalars; the OOD ones only with `ood_x`). `embed_fn(uint8 images) -> (N, D)` embeds queries."""
+    `gdml.protocol.CLAIM_METRICS` scalars; the OOD ones only with `ood_x`). `embed_fn(uint8 images) -> (N, D)` embeds queries."""
     curves = shift_curves(embed_fn, train_emb, y_train, x_test, y_test, kinds=kinds, severities=severities, seed=seed,
                           max_queries=max_queries)
     shift = _shift_summary(curves)

@@ -40,9 +40,10 @@ CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig))
 # %% ../nbs/07_config.ipynb #181bb511
 _KINDS = {f.name: f.type for f in dataclasses.fields(RunConfig)}
 _POSITIVE = ('embedding_dim', 'arch_width', 'gemini_width', 'gemini_hidden', 'gemini_epochs', 'triplets_per_batch',
-             'gemini_lr', 'epochs', 'batch_size', 'lr')
+             'gemini_lr', 'epochs', 'batch_size', 'lr', 'multisim_alpha', 'multisim_beta', 'claim_queries')
 _NON_NEGATIVE = ('gemini_momentum', 'gemini_weight_decay', 'gemini_clip', 'margin', 'momentum', 'weight_decay', 'clip',
-                 'plateau_patience')
+                 'plateau_patience', 'baseline_margin', 'margin_loss_margin', 'margin_loss_beta', 'margin_loss_nu',
+                 'multisim_epsilon')
 _RANGES = dict(beta=(0, 1, '[0, 1]'), plateau_factor=(0, 1, '(0, 1)'), train_fraction=(0, 1, '(0, 1]'))
 
 def _one_of(name, value, allowed):
@@ -83,7 +84,8 @@ def _check_values(values: dict):
         if values[k] <= 0: raise ConfigError(f"{k} must be > 0, got {values[k]}")
     for k in _NON_NEGATIVE:
         if values[k] < 0: raise ConfigError(f"{k} must be >= 0, got {values[k]}")
-    if values['batch_size'] < 2: raise ConfigError(f"batch_size must be >= 2 (a batch needs two samples), got {values['batch_size']}")
+    for k in ('batch_size', 'extraction_batch', 'zhat_batch'):   # BatchNorm has no statistics in a batch of one
+        if values[k] < 2: raise ConfigError(f"{k} must be >= 2 (a batch needs two samples), got {values[k]}")
     bad = {'beta': not 0 <= values['beta'] <= 1, 'plateau_factor': not 0 < values['plateau_factor'] < 1,
            'train_fraction': not 0 < values['train_fraction'] <= 1}
     for k in (k for k, b in bad.items() if b): raise ConfigError(f"{k} must be in {_RANGES[k][2]}, got {values[k]}")

@@ -10,13 +10,12 @@ import torch
 from torch import nn
 import torchvision
 
-from .protocol import DEFAULTS, EXTRACTIONS
+from .protocol import DEFAULTS as D, EXTRACTIONS
 from .engine import get_device, seed_everything, to_model_input, on_device, fit_random_batches
 
 
 # %% auto #0
-__all__ = ['STUDENTS', 'D', 'resnet18_embedder', 'small_cnn', 'make_student', 'l2_distance_loss', 'fit_student',
-           'extraction_kwargs']
+__all__ = ['STUDENTS', 'resnet18_embedder', 'small_cnn', 'make_student', 'l2_distance_loss', 'fit_student', 'extraction_kwargs']
 
 # %% ../nbs/04_distill.ipynb #4bb28af3
 def resnet18_embedder(in_channels: int = 3, embedding_dim: int = 2) -> nn.Module:
@@ -42,11 +41,11 @@ STUDENTS: dict[str, Callable[[int, int, int], nn.Module]] = {
 
 
 # %% ../nbs/04_distill.ipynb #c68cc624
-def make_student(arch: str = DEFAULTS['arch'],       # a name of `STUDENTS`: 'resnet18' (the paper's) or 'small_cnn'
+def make_student(arch: str = D['arch'],       # a name of `STUDENTS`: 'resnet18' (the paper's) or 'small_cnn'
                  in_channels: int = 3,
-                 embedding_dim: int = DEFAULTS['embedding_dim'],
+                 embedding_dim: int = D['embedding_dim'],
                  seed: int | None = None,            # fixes the initial weights
-                 width: int = DEFAULTS['arch_width'], # channels of the small CNN's first block
+                 width: int = D['arch_width'], # channels of the small CNN's first block
                 ) -> nn.Module:
     "A student (or baseline backbone) by name, without a classification layer: its output is the embedding."
     if arch not in STUDENTS: raise ValueError(f"arch must be one of {tuple(STUDENTS)}, got {arch!r}")
@@ -63,7 +62,6 @@ def l2_distance_loss(z: torch.Tensor, z_hat: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(z.float() - z_hat.float(), dim=1).mean()
 
 # %% ../nbs/04_distill.ipynb #18bb7fb3
-D = DEFAULTS
 def fit_student(model: nn.Module,     # the student, e.g. `make_student('resnet18', ...)`; trained in place
                 x,                    # the train images (N, C, H, W), uint8
                 z_hat,                # GEMINI's reduced hypothesis space: one target point per image (N, D)
@@ -96,9 +94,10 @@ def fit_student(model: nn.Module,     # the student, e.g. `make_student('resnet1
 def extraction_kwargs(extraction: str, # one of gdml.protocol.EXTRACTIONS: eval, train_bn, authors
                       raw_pixels: bool, # whether the model was trained on raw 0-255 pixels
                       n: int,           # number of samples to embed
+                      extraction_batch: int = D['extraction_batch'],  # samples per pass of `train_bn` (eval: an upper bound)
                      ) -> dict:
     "`embed`'s `raw_pixels`, `bn_train_mode` and `batch_size` for an `extraction` mode on `n` samples."
     if extraction not in EXTRACTIONS: raise ValueError(f"extraction {extraction!r} is not one of: {', '.join(EXTRACTIONS)}")
     if extraction == 'authors': return dict(raw_pixels=False, bn_train_mode=True, batch_size=max(2, n // 30))
-    return dict(raw_pixels=raw_pixels, bn_train_mode=extraction == 'train_bn', batch_size=1024)
+    return dict(raw_pixels=raw_pixels, bn_train_mode=extraction == 'train_bn', batch_size=extraction_batch)
 

@@ -12,11 +12,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .protocol import DEFAULTS, CLIP_MODES
+from .protocol import DEFAULTS as D, CLIP_MODES
 from .data import channel_stats
 
 # %% auto #0
-__all__ = ['D', 'CPU_EVAL_BATCH', 'get_device', 'seed_everything', 'pin_threads', 'normalise', 'to_model_input', 'make_sgd',
+__all__ = ['CPU_EVAL_BATCH', 'get_device', 'seed_everything', 'pin_threads', 'normalise', 'to_model_input', 'make_sgd',
            'autocast', 'NonFiniteLossError', 'flush_denormals', 'clip_gradients', 'train_epochs', 'random_batches',
            'train_split', 'on_device', 'fit_random_batches', 'held_out_loss', 'embed']
 
@@ -103,7 +103,7 @@ def flush_denormals():
     torch.set_flush_denormal(True)
 
 # %% ../nbs/00c_engine.ipynb #e4ea56f2
-def clip_gradients(params: list[torch.Tensor], clip: float | None, mode: str = DEFAULTS['clip_mode']):
+def clip_gradients(params: list[torch.Tensor], clip: float | None, mode: str = D['clip_mode']):
     "Clip the gradients of `params` in place: each element to [-clip, clip] (`mode='value'`) or their global norm (`'norm'`); no-op for a falsy `clip`."
     if mode not in CLIP_MODES: raise ValueError(f"clip_mode {mode!r} is not one of: {', '.join(CLIP_MODES)}")
     if not clip: return
@@ -114,7 +114,7 @@ def clip_gradients(params: list[torch.Tensor], clip: float | None, mode: str = D
 # %% ../nbs/00c_engine.ipynb #fd87b91c
 def train_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, epochs: int,
                  batches: Callable[[int], Iterable], step_loss: Callable[..., torch.Tensor], *,
-                 clip: float | None = DEFAULTS['clip'], clip_mode: str = DEFAULTS['clip_mode'], scheduler=None, device='cpu', progress: bool = True,
+                 clip: float | None = D['clip'], clip_mode: str = D['clip_mode'], scheduler=None, device='cpu', progress: bool = True,
                  desc: str = 'train', check_every: int = 50) -> list[float]:
     "Train `model` for `epochs` epochs; returns the mean loss of each epoch."
     if epochs < 0: raise ValueError(f"epochs must be >= 0, got {epochs}")
@@ -173,7 +173,6 @@ def on_device(model: nn.Module, x, mean, std, raw_pixels: bool, device: torch.de
 
 
 # %% ../nbs/00c_engine.ipynb #129141be
-D = DEFAULTS
 def fit_random_batches(model: nn.Module,             # trained in place (and returned)
                        n: int,                       # number of training samples, indexed 0..n-1
                        step_loss: Callable,          # indices (on `device`) -> the scalar loss of that batch
@@ -226,7 +225,7 @@ def embed(model: nn.Module,            # a student or backbone (`model(x)`), or 
           *, mean=None, std=None,      # the train set's per-channel statistics (0-255 units)
           raw_pixels: bool = False,    # feed raw 0-255 pixels (the authors' training inputs) instead
           bn_train_mode: bool = False, # BatchNorm with batch statistics (on a copy of `model`)
-          batch_size: int = 1024,      # at most this many samples per forward pass (eval mode on the CPU: `CPU_EVAL_BATCH`)
+          batch_size: int = D['extraction_batch'],  # at most this many samples per pass (eval mode on the CPU: `CPU_EVAL_BATCH`)
           classes=None,                # per-sample class labels: each sample through its own class's stream
           device='auto') -> torch.Tensor:
     "Embeddings (N, D) of `x` by `model`, float32 on the CPU, in eval mode unless `bn_train_mode`."

@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .protocol import DEFAULTS
+from .protocol import DEFAULTS as D
 from .data import check_labels
 from .engine import get_device, seed_everything, to_model_input, make_sgd, train_epochs, embed, on_device
 from .sampler import ClassPairTripletSampler
@@ -18,11 +18,11 @@ from .losses import gemini_loss, constraint_loss
 
 
 # %% auto #0
-__all__ = ['STREAMS', 'D', 'conv_stream', 'authors_stream', 'mlp_stream', 'relu_head', 'authors_head', 'Gemini', 'gemini_step',
+__all__ = ['STREAMS', 'conv_stream', 'authors_stream', 'mlp_stream', 'relu_head', 'authors_head', 'Gemini', 'gemini_step',
            'triplet_step', 'fit_gemini']
 
 # %% ../nbs/03_gemini.ipynb #ba53651a
-def conv_stream(in_channels: int, width: int = DEFAULTS['gemini_width']) -> nn.Sequential:
+def conv_stream(in_channels: int, width: int = D['gemini_width']) -> nn.Sequential:
     "The default local stream f_k for images: two 3x3 conv-BN-ReLU blocks, pooled to 4x4, flattened."
     return nn.Sequential(
         nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
@@ -72,9 +72,9 @@ class Gemini(nn.Module):
     """GEMINI: `streams[k]` is the local stream f_k of class k, `g` the global MLP shared by all classes.
     `local(x, k)` = f_k(x) flattened; `forward(x, k)` = g(f_k(x)). `in_shape` is one sample's shape
     (C, H, W) (for 'conv' the channels suffice, for 'mlp' the number of features)."""
-    def __init__(self, n_classes: int, in_shape: int | tuple, embedding_dim: int = DEFAULTS['embedding_dim'],
-                 stream: str = DEFAULTS['gemini_stream'], width: int = DEFAULTS['gemini_width'],
-                 hidden: int = DEFAULTS['gemini_hidden']):
+    def __init__(self, n_classes: int, in_shape: int | tuple, embedding_dim: int = D['embedding_dim'],
+                 stream: str = D['gemini_stream'], width: int = D['gemini_width'],
+                 hidden: int = D['gemini_hidden']):
         super().__init__()
         if stream not in STREAMS: raise ValueError(f"stream must be one of {tuple(STREAMS)}, got {stream!r}")
         if n_classes < 2: raise ValueError(f"GEMINI needs n_classes >= 2, got {n_classes}")
@@ -137,19 +137,20 @@ def triplet_step(model: Gemini, x: torch.Tensor, mean, std, raw_pixels: bool, be
 
 
 # %% ../nbs/03_gemini.ipynb #fd7c927b
-D = DEFAULTS
 def fit_gemini(x,                       # train images (N, C, H, W) uint8, or features (N, F)
                y,                       # their integer class labels (any integers: stream k is the k-th smallest)
                *, mean=None, std=None,  # the train set's statistics (default: those of `x`)
+               # the settings of gdml.protocol.FIELDS, under their names there
                embedding_dim: int = D['embedding_dim'],
-               stream: str = D['gemini_stream'],   # a name of `STREAMS`: conv, mlp or authors
-               width: int = D['gemini_width'], hidden: int = D['gemini_hidden'], epochs: int = D['gemini_epochs'],
-               triplets_per_batch: int = D['triplets_per_batch'],
+               gemini_stream: str = D['gemini_stream'],   # a name of `STREAMS`: conv, mlp or authors
+               gemini_width: int = D['gemini_width'], gemini_hidden: int = D['gemini_hidden'],
+               gemini_epochs: int = D['gemini_epochs'], triplets_per_batch: int = D['triplets_per_batch'],
                reuse_triplets: bool = D['reuse_triplets'],   # draw the triplets once (line 1), replay them every epoch
-               lr: float = D['gemini_lr'], momentum: float = D['gemini_momentum'],
-               weight_decay: float = D['gemini_weight_decay'], clip: float | None = D['gemini_clip'],
+               gemini_lr: float = D['gemini_lr'], gemini_momentum: float = D['gemini_momentum'],
+               gemini_weight_decay: float = D['gemini_weight_decay'], gemini_clip: float | None = D['gemini_clip'],
                clip_mode: str = D['clip_mode'], beta: float = D['beta'], margin: float = D['margin'],
                raw_pixels: bool = D['raw_pixels'],
+               zhat_batch: int = D['zhat_batch'],  # images per pass when Z-hat is extracted with train-mode BatchNorm
                bn_train_mode: bool = False,  # extract Z-hat with train-mode BatchNorm (the authors' code)
                constraints=None,             # Eq. 6: a (C, D) tensor of points, or a callable(k, l, negatives)
                batches_per_pair: int = 1, device='auto', seed: int = 0, progress: bool = True) -> tuple[Gemini, torch.Tensor]:
@@ -162,18 +163,18 @@ def fit_gemini(x,                       # train images (N, C, H, W) uint8, or fe
     x = torch.as_tensor(x)
     if len(x) != len(y): raise ValueError(f"x has {len(x)} samples but y has {len(y)} labels")
     constraints = _checked_constraints(constraints, c, embedding_dim)
-    model, xd, mean_d, std_d = on_device(Gemini(c, tuple(x.shape[1:]), embedding_dim, stream, width, hidden),  # lines 2-3
+    model, xd, mean_d, std_d = on_device(Gemini(c, tuple(x.shape[1:]), embedding_dim, gemini_stream, gemini_width, gemini_hidden),  # lines 2-3
                                          x, mean, std, raw_pixels, device)
     sampler = ClassPairTripletSampler(y, triplets_per_batch, seed=int(g.initial_seed()),        # line 1
                                       batches_per_pair=batches_per_pair, reuse=reuse_triplets)
-    opt = make_sgd(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, device=device)
+    opt = make_sgd(model.parameters(), lr=gemini_lr, momentum=gemini_momentum, weight_decay=gemini_weight_decay, device=device)
     step = triplet_step(model, xd, mean_d, std_d, raw_pixels, beta, margin, constraints, device)  # lines 5-11
     def batches(epoch):
         sampler.set_epoch(epoch)
         return iter(sampler)
-    model.history = train_epochs(model, opt, epochs, batches, step, clip=clip, clip_mode=clip_mode,  # lines 4, 12
+    model.history = train_epochs(model, opt, gemini_epochs, batches, step, clip=gemini_clip, clip_mode=clip_mode,  # lines 4, 12
                                  device=device, progress=progress, desc='GEMINI')
     z_hat = embed(model, x, classes=y, mean=mean_d, std=std_d, raw_pixels=raw_pixels,            # line 13
-                  bn_train_mode=bn_train_mode, batch_size=2048, device=device)
+                  bn_train_mode=bn_train_mode, batch_size=zhat_batch, device=device)
     return model, z_hat
 

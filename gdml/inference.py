@@ -14,7 +14,7 @@ import torch
 
 from .data import DataError, decode_images, image_extensions, scale_16bit, match_images
 from .distill import make_student, extraction_kwargs
-from .protocol import EXTRACTIONS
+from .protocol import EXTRACTIONS, LEGACY
 from .engine import get_device, embed
 from .store import MODEL, ARRAYS, RESULT, load_record, RecordError
 
@@ -65,7 +65,8 @@ class Embedder:
         """Embeddings as the run extracted its own train and test sets (`gdml.distill.extraction_kwargs`), to reproduce
         its record. For a train-mode-BatchNorm run they depend on the whole of `images`: not for new images."""
         x = self._check(images)
-        return self._embed(x, **extraction_kwargs(self.spec['extraction'], self.spec['raw_pixels'], len(x)))
+        batch = self.spec.get('extraction_batch', LEGACY['extraction_batch'])   # a bundle made before the field: its value
+        return self._embed(x, **extraction_kwargs(self.spec['extraction'], self.spec['raw_pixels'], len(x), batch))
 
     def __repr__(self):
         s = self.spec

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .protocol import DEFAULTS as D
+
 # %% auto #0
 __all__ = ['euclidean', 'gemini_loss', 'constraint_loss', 'constraints_from_class', 'constraints_from_model', 'polygon_corners']
 
@@ -33,7 +35,7 @@ def _check_params(beta, margin):
     if margin < 0: raise ValueError(f"margin must be >= 0, got {margin}")
 
 # %% ../nbs/02_losses.ipynb #937776e1
-def gemini_loss(a_local, p_local, anchor, positive, negative, beta: float = 0.005, margin: float = 3.0):
+def gemini_loss(a_local, p_local, anchor, positive, negative, beta: float = D['beta'], margin: float = D['margin']):
     """Eq. 5: mean over the batch of beta*d(f_k(a), f_k(p)) + (1-beta)[M - d(g(a), g(n))]_+,
     M = d(g(a), g(p)) + margin. `a_local`/`p_local` are f_k outputs (flattened), the others g outputs."""
     _check_params(beta, margin)
@@ -43,7 +45,7 @@ def gemini_loss(a_local, p_local, anchor, positive, negative, beta: float = 0.00
     return (local + _hinge_term(anchor, positive, negative, beta, margin)).mean()
 
 # %% ../nbs/02_losses.ipynb #ac6e3dca
-def constraint_loss(a_local, p_local, anchor, positive, constraints, beta: float = 0.005, margin: float = 3.0):
+def constraint_loss(a_local, p_local, anchor, positive, constraints, beta: float = D['beta'], margin: float = D['margin']):
     """Eq. 6: Eq. 5 with g(negative) replaced by given constraint points (one per anchor, or one
     point broadcast to the batch); no gradient flows into the constraints."""
     _check_params(beta, margin)

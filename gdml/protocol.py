@@ -7,15 +7,18 @@ from __future__ import annotations
 from typing import Any
 
 # %% auto #0
-__all__ = ['DATASETS', 'METRICS', 'CLIP_MODES', 'EXTRACTIONS', 'GEMINI_STREAMS', 'STUDENT_ARCHS', 'CONSTRAINTS', 'MINERS',
-           'BASELINES', 'BASELINE_DISTANCES', 'STUDENT_TARGETS', 'METHODS', 'CHOICES', 'FIELDS', 'LEGACY', 'PAPER',
-           'PAPER_BY_METHOD', 'QUICK', 'CPU', 'CPU_BY_DATASET', 'AUTHORS', 'AUTHORS_BY_DATASET',
-           'AUTHORS_BASELINES_BY_DATASET', 'PROFILES', 'DEFAULTS', 'SOURCES', 'profile_values', 'profiles_frame',
-           'profiles_markdown']
+__all__ = ['DATASETS', 'METRICS', 'CLAIM_METRICS', 'UNSEEN_METRICS', 'CLIP_MODES', 'EXTRACTIONS', 'GEMINI_STREAMS',
+           'STUDENT_ARCHS', 'CONSTRAINTS', 'MINERS', 'BASELINES', 'BASELINE_DISTANCES', 'STUDENT_TARGETS', 'METHODS',
+           'CHOICES', 'FIELDS', 'LEGACY', 'PAPER', 'PAPER_BY_METHOD', 'QUICK', 'CPU', 'CPU_BY_DATASET', 'AUTHORS',
+           'AUTHORS_BY_DATASET', 'AUTHORS_BASELINES_BY_DATASET', 'PROFILES', 'DEFAULTS', 'SOURCES', 'profile_values',
+           'profiles_frame', 'profiles_markdown']
 
 # %% ../nbs/00_protocol.ipynb #0e5e8cb7
 DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'digits')   # the named datasets (any ImageFolder path works too)
 METRICS = ('recall_at_1', 'f1', 'nmi', 'r_precision', 'map_at_r')   # the paper's five, in its tables' order
+# the scalars of the paper's untested claims that every run measures (gdml.claims), and those of a class-disjoint run
+CLAIM_METRICS = ('shift_recall_at_1', 'shift_drop', 'ood_auroc', 'ood_fpr95', 'silhouette', 'intra_inter')
+UNSEEN_METRICS = ('unseen_recall_at_1', 'unseen_map_at_r')
 CLIP_MODES = ('value', 'norm')
 EXTRACTIONS = ('eval', 'train_bn', 'authors')
 GEMINI_STREAMS = ('conv', 'mlp', 'authors')
@@ -69,10 +72,25 @@ FIELDS: dict[str, str] = dict(
     baseline_distance="distance of the baselines' PML losses and miners: euclidean (LpDistance, not normalised: what the evaluation measures) or pml_default (each PML loss's default distance and margins: unit-normalised embeddings, cosine for Multi-Similarity)",
     student_target="what G-DML's student regresses: zhat (Algorithm 2: each image's GEMINI point), class_mean (control: its class's mean Z-hat) or corners (control: its class's Eq. 6 polygon corner, no GEMINI)",
     channels_last="student / baseline convolutions in channels-last memory layout on the CPU (always so on CUDA): faster there, float rounding differs",
+    baseline_margin="margin of the Euclidean baselines' pair and triplet losses and miners: Siamese's negative margin, Triplet's margin, the semihard and pair-margin miners' (pml_default keeps PML's margins, made for unit-length embeddings)",
+    margin_loss_margin="Margin loss: the margin between its positive and negative boundaries (either distance)",
+    margin_loss_beta="Margin loss: the initial boundary beta (either distance)",
+    margin_loss_nu="Margin loss: the regularisation weight nu of beta (either distance)",
+    multisim_alpha="Multi-Similarity loss: the positive scale alpha (either distance)",
+    multisim_beta="Multi-Similarity loss: the negative scale beta (either distance)",
+    multisim_base="Multi-Similarity loss: the similarity offset lambda (either distance)",
+    multisim_epsilon="Multi-Similarity miner: its margin epsilon (either distance)",
+    claim_queries="test images per run for the shift and OOD claims (stratified), and OOD images drawn",
+    extraction_batch="images per forward pass when embeddings are extracted with train-mode BatchNorm (extraction train_bn; its batch statistics depend on it)",
+    zhat_batch="images per forward pass when Z-hat is extracted with train-mode BatchNorm (extraction train_bn or authors)",
 )
 # fields added after records existed, with the value that reproduces those records: a config hash leaves such a
 # field out while it holds this value, so the records made before it keep their names
-LEGACY: dict[str, Any] = dict(baseline_distance='euclidean', student_target='zhat', channels_last=False)
+LEGACY: dict[str, Any] = dict(baseline_distance='euclidean', student_target='zhat', channels_last=False,
+    # the settings that were constants of the code before they were fields, at the values those constants had
+    baseline_margin=3.0, margin_loss_margin=0.2, margin_loss_beta=1.2, margin_loss_nu=0.0,
+    multisim_alpha=2.0, multisim_beta=50.0, multisim_base=0.5, multisim_epsilon=0.1,
+    claim_queries=500, extraction_batch=1024, zhat_batch=2048)
 
 
 # %% ../nbs/00_protocol.ipynb #b8d2e20c
@@ -84,7 +102,12 @@ PAPER: dict[str, Any] = dict(
     epochs=50, batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4, clip=0.1, clip_mode='value',
     plateau_factor=0.5, plateau_patience=2, train_fraction=1.0, raw_pixels=False, extraction='eval',
     constraints='none', miner='none', seen_classes='', baseline_distance='pml_default', student_target='zhat',
-    channels_last=False)
+    channels_last=False,
+    # the losses' and miners' own settings are PML's defaults (Margin: Wu et al.'s; Multi-Similarity: Wang et al.'s),
+    # the Euclidean margin the authors' Triplet script's; the rest are gdml's
+    baseline_margin=3.0, margin_loss_margin=0.2, margin_loss_beta=1.2, margin_loss_nu=0.0,
+    multisim_alpha=2.0, multisim_beta=50.0, multisim_base=0.5, multisim_epsilon=0.1,
+    claim_queries=500, extraction_batch=1024, zhat_batch=2048)
 # the paper used PML "for some losses" and the authors' Triplet script nn.TripletMarginLoss (raw Euclidean, margin 3)
 PAPER_BY_METHOD: dict[str, dict[str, Any]] = {'triplet': dict(baseline_distance='euclidean')}
 
@@ -167,6 +190,17 @@ SOURCES: dict[str, tuple[str, str]] = dict(   # field: (source of the paper prof
     baseline_distance=("paper, section 4.1: 'the repository by [26] (PML) for some losses': PML's defaults (normalised embeddings; cosine for Multi-Similarity); Triplet as the authors' script", "TripletNetwork_*.py: nn.TripletMarginLoss (Euclidean, margin 3); the other three: no code, so PML's defaults"),
     student_target=("Algorithm 2: the student regresses Z-hat", "MyModel_*.py: Z-hat"),
     channels_last=("a CPU speed setting (not in the paper)", "not in their code"),
+    baseline_margin=("the authors' Triplet script: margin 3 (the paper's m), for raw Euclidean distances", "TripletNetwork_*.py: nn.TripletMarginLoss(margin=3)"),
+    margin_loss_margin=("PML's default (MarginLoss)", "no code: PML's default"),
+    margin_loss_beta=("PML's default (MarginLoss)", "no code: PML's default"),
+    margin_loss_nu=("PML's default (MarginLoss)", "no code: PML's default"),
+    multisim_alpha=("PML's default (MultiSimilarityLoss)", "no code: PML's default"),
+    multisim_beta=("PML's default (MultiSimilarityLoss)", "no code: PML's default"),
+    multisim_base=("PML's default (MultiSimilarityLoss)", "no code: PML's default"),
+    multisim_epsilon=("PML's default (MultiSimilarityMiner); the paper uses no miner", "no miner"),
+    claim_queries=(_GDML + ": the claims are not in the paper's tables; 500 queries bound their cost", "not in their code"),
+    extraction_batch=(_GDML + " (eval-mode extraction does not depend on it)", "unused: their extraction (`authors`) takes len // 30"),
+    zhat_batch=(_GDML + " (eval-mode extraction does not depend on it)", "unused: their stream has no BatchNorm"),
 )
 
 

@@ -10,14 +10,14 @@ from typing import Callable
 
 import numpy as np
 
-from .protocol import BASELINES
+from .protocol import BASELINES, FIELDS, CLAIM_METRICS, UNSEEN_METRICS
 from .files import atomic_write
 from .config import RunConfig, ConfigError, seen_class_list, config_dict, config_hash, dataset_slug
 from .provenance import git_commit, source_hash, versions, device_info, data_hash
 
 # %% auto #0
-__all__ = ['ZHAT_CACHE', 'TRAINERS', 'CLAIM_COLUMNS', 'gemini_key', 'class_means', 'check_run_data', 'check_extraction',
-           'model_bundle', 'run_experiment']
+__all__ = ['ZHAT_CACHE', 'TRAINERS', 'CLAIM_COLUMNS', 'protocol_kwargs', 'gemini_key', 'class_means', 'check_run_data',
+           'check_extraction', 'model_bundle', 'run_experiment']
 
 # %% ../nbs/07b_train.ipynb #ea6c1978
 class _Timer:
@@ -30,21 +30,18 @@ class _Timer:
             def __exit__(self, *exc): timer.times[name] = round(time.perf_counter() - self.t0, 3)
         return _Phase()
 
-def _train_kwargs(config: RunConfig) -> dict:
-    "The student's / baselines' protocol settings of `config`, as `fit_student` and `fit_baseline` take them."
-    return dict(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, momentum=config.momentum,
-                weight_decay=config.weight_decay, clip=config.clip, clip_mode=config.clip_mode,
-                plateau_factor=config.plateau_factor, plateau_patience=config.plateau_patience,
-                train_fraction=config.train_fraction, raw_pixels=config.raw_pixels, channels_last=config.channels_last)
+def protocol_kwargs(fit: Callable, config: RunConfig, exclude: tuple[str, ...] = ()) -> dict:
+    """The settings of `config` that `fit` (`fit_gemini`, `fit_student`, `fit_baseline`) takes: each field of
+    `gdml.protocol.FIELDS` that names one of its keywords, but those in `exclude`."""
+    import inspect
+    names = inspect.signature(fit).parameters
+    return {k: getattr(config, k) for k in FIELDS if k in names and k not in exclude}
 
 def _gemini_kwargs(config: RunConfig) -> dict:
-    "GEMINI's settings of `config`, as `fit_gemini` takes them."
-    return dict(embedding_dim=config.embedding_dim, stream=config.gemini_stream, width=config.gemini_width,
-                hidden=config.gemini_hidden, epochs=config.gemini_epochs, triplets_per_batch=config.triplets_per_batch,
-                reuse_triplets=config.reuse_triplets, lr=config.gemini_lr, momentum=config.gemini_momentum,
-                weight_decay=config.gemini_weight_decay, clip=config.gemini_clip, clip_mode=config.clip_mode,
-                beta=config.beta, margin=config.margin, raw_pixels=config.raw_pixels,
-                bn_train_mode=config.extraction != 'eval')
+    "GEMINI's settings of `config`, as `fit_gemini` takes them (its `constraints` are points, made from the field's name)."
+    from gdml.gemini import fit_gemini
+    return dict(protocol_kwargs(fit_gemini, config, exclude=('constraints',)), bn_train_mode=config.extraction != 'eval')
+
 
 # %% ../nbs/07b_train.ipynb #3a8a487f
 ZHAT_CACHE = '.zhat-cache'
@@ -108,16 +105,15 @@ def _train_gdml(config: RunConfig, model, ds, common: dict, timer: _Timer, cache
     "G-DML: Algorithm 1 (Z-hat, from the cache when it has it), then Algorithm 2 (the student regresses its targets)."
     from gdml.distill import fit_student
     z_hat, cached = _student_targets(config, ds, common, timer, cache_dir)
-    with timer('student'): model = fit_student(model, ds.x_train, z_hat, **_train_kwargs(config), **common)
+    with timer('student'): model = fit_student(model, ds.x_train, z_hat, **protocol_kwargs(fit_student, config), **common)
     model.zhat_from_cache = cached
     return model
 
 def _train_baseline(config: RunConfig, model, ds, common: dict, timer: _Timer, cache_dir):
     "A baseline: the backbone trained with the method's PML loss (and the configuration's miner)."
-    from gdml.baselines import fit_baseline, make_miner
+    from gdml.baselines import fit_baseline
     with timer('baseline'):
-        return fit_baseline(config.method, model, ds.x_train, ds.y_train, baseline_distance=config.baseline_distance,
-                            miner=make_miner(config.miner, config.baseline_distance), **_train_kwargs(config), **common)
+        return fit_baseline(config.method, model, ds.x_train, ds.y_train, **protocol_kwargs(fit_baseline, config), **common)
 
 # method name (gdml.protocol.METHODS) -> trainer(config, model, dataset, common fit kwargs, timer, Z-hat cache)
 TRAINERS: dict[str, Callable] = {'gdml': _train_gdml, **dict.fromkeys(BASELINES, _train_baseline)}
@@ -133,8 +129,7 @@ def _train(config: RunConfig, ds, device, timer: _Timer, progress: bool, cache_d
 
 # %% ../nbs/07b_train.ipynb #4c8aebfe
 # the claims every record measures (gdml.claims.measure_claims) and the class-disjoint ones of `seen_classes` runs
-CLAIM_COLUMNS = ('shift_recall_at_1', 'shift_drop', 'ood_auroc', 'ood_fpr95', 'silhouette', 'intra_inter',
-                 'unseen_recall_at_1', 'unseen_map_at_r')
+CLAIM_COLUMNS = (*CLAIM_METRICS, *UNSEEN_METRICS)
 
 def check_run_data(ds, name: str = ''):
     """DataError unless every class of `ds` has 2 train images (a positive pair for the samplers) and a test image
@@ -147,10 +142,10 @@ def check_run_data(ds, name: str = ''):
                                 f"{'s' if least > 1 else ''}; too few in {', '.join(few[:5])}{' ...' if len(few) > 5 else ''}")
     return ds
 
-def _single_image_batch(extraction: str, n: int) -> int | None:
-    "The batch size with which `extraction` would embed `n` images in a batch of one image under batch statistics, else None."
+def _single_image_batch(config: RunConfig, n: int) -> int | None:
+    "The batch size with which `config`'s extraction would embed `n` images in a batch of one image under batch statistics, else None."
     from gdml.distill import extraction_kwargs
-    kw = extraction_kwargs(extraction, False, n)
+    kw = extraction_kwargs(config.extraction, False, n, config.extraction_batch)
     if not kw['bn_train_mode'] or n < 1: return None
     parts = math.ceil(n / kw['batch_size'])   # `gdml.engine.embed` splits the n images into this many near-equal batches
     return kw['batch_size'] if n // parts == 1 else None
@@ -159,13 +154,12 @@ def check_extraction(config: RunConfig, ds, unseen=None):
     """DataError (one line, before anything trains) when the run's extraction would embed one of its image sets with
     train-mode BatchNorm in a batch of a single image: such a batch has no batch statistics (the image's own, or none
     where a map is 1x1: "Expected more than 1 value per channel when training"), and the run would fail, or measure
-    nonsense, after training. The sets: train, test, the claims' test queries (at most CLAIM_QUERIES) and unseen test."""
+    nonsense, after training. The sets: train, test, the claims' test queries (at most `claim_queries`) and unseen test."""
     from gdml.data import DataError
-    from gdml.claims import CLAIM_QUERIES
-    sets = [('train', len(ds.y_train)), ('test', len(ds.y_test)), ('claims query', min(len(ds.y_test), CLAIM_QUERIES))]
+    sets = [('train', len(ds.y_train)), ('test', len(ds.y_test)), ('claims query', min(len(ds.y_test), config.claim_queries))]
     if unseen is not None: sets.append(('unseen-class test', len(unseen.y_test)))
     for what, n in sets:
-        bs = _single_image_batch(config.extraction, n)
+        bs = _single_image_batch(config, n)
         if bs is not None:
             raise DataError(f"extraction {config.extraction!r} embeds with the BatchNorm statistics of each batch, and "
                             f"{n} {what} images in batches of {bs} leave a batch of one image, which has none; "
@@ -184,12 +178,12 @@ def _load_for(config: RunConfig):
 
 def _claims(config: RunConfig, ds, unseen, embed_fn, train_emb, test_emb) -> dict:
     "`gdml.claims.measure_claims` for this run, plus leave-one-out retrieval on the unseen classes of a class-disjoint run."
-    from gdml.claims import measure_claims, CLAIM_QUERIES
+    from gdml.claims import measure_claims
     from gdml.data import ood_images
     from gdml.metrics import leave_one_out_metrics
-    name, x_ood, note = ood_images(dataset_slug(config.dataset), tuple(ds.x_train.shape[1:]), CLAIM_QUERIES, config.seed)
+    name, x_ood, note = ood_images(dataset_slug(config.dataset), tuple(ds.x_train.shape[1:]), config.claim_queries, config.seed)
     claims = measure_claims(embed_fn, train_emb, ds.y_train, test_emb, ds.y_test, ds.x_test, ood_x=x_ood, ood_name=name,
-                            ood_note=note, seed=config.seed)
+                            ood_note=note, seed=config.seed, max_queries=config.claim_queries)
     if unseen is not None:
         loo = leave_one_out_metrics(embed_fn(unseen.x_test), unseen.y_test)
         claims['unseen'] = dict(loo, classes=list(map(str, unseen.classes)), n=len(unseen.y_test))
@@ -202,7 +196,8 @@ def model_bundle(config: RunConfig, model, ds) -> dict:
     train-mode BatchNorm, its train images embedded in eval mode (`eval_train_embeddings`)."""
     spec = dict(arch=config.arch, arch_width=config.arch_width, embedding_dim=config.embedding_dim,
                 image_shape=list(ds.x_train.shape[1:]), mean=[float(v) for v in ds.mean], std=[float(v) for v in ds.std],
-                raw_pixels=config.raw_pixels, extraction=config.extraction, classes=list(map(str, ds.classes)),
+                raw_pixels=config.raw_pixels, extraction=config.extraction, extraction_batch=config.extraction_batch,
+                classes=list(map(str, ds.classes)),
                 dataset=dataset_slug(config.dataset), method=config.method)
     bundle = dict(spec=spec, state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
     if config.extraction != 'eval':
@@ -233,7 +228,7 @@ def run_experiment(config: RunConfig,  # what to run (`gdml.config.make_config`)
     model = _train(config, ds, device, timer, progress, cache_dir)
     def embed_fn(x):
         return embed(model, x, mean=ds.mean, std=ds.std, device=device,
-                     **extraction_kwargs(config.extraction, config.raw_pixels, len(x))).numpy()
+                     **extraction_kwargs(config.extraction, config.raw_pixels, len(x), config.extraction_batch)).numpy()
     with timer('evaluation'):
         train_emb, test_emb = embed_fn(ds.x_train), embed_fn(ds.x_test)
         metrics = evaluate(train_emb, ds.y_train, test_emb, ds.y_test, seed=config.seed)

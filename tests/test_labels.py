@@ -21,7 +21,7 @@ def xy():
 
 
 def gemini(x, y):
-    return fit_gemini(x, y, epochs=1, triplets_per_batch=4, device='cpu', progress=False, seed=0)
+    return fit_gemini(x, y, gemini_epochs=1, triplets_per_batch=4, device='cpu', progress=False, seed=0)
 
 
 def baseline(x, y):
