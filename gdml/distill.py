@@ -11,7 +11,7 @@ from torch import nn
 import torchvision
 
 from .protocol import DEFAULTS as D, EXTRACTIONS
-from .engine import get_device, seed_everything, to_model_input, on_device, fit_random_batches
+from .engine import get_device, seed_everything, to_model_input, on_device, fit_random_batches, MaxPool2d
 
 
 # %% auto #0
@@ -28,8 +28,8 @@ def resnet18_embedder(in_channels: int = 3, embedding_dim: int = 2) -> nn.Module
 def small_cnn(in_channels: int = 1, embedding_dim: int = 2, width: int = 16) -> nn.Sequential:
     "A three-block conv-BN-ReLU network for CPU-sized runs; the last linear layer outputs the embedding."
     def block(i, o): return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
-    return nn.Sequential(*block(in_channels, width), nn.MaxPool2d(2, ceil_mode=True),
-                         *block(width, 2 * width), nn.MaxPool2d(2, ceil_mode=True),
+    return nn.Sequential(*block(in_channels, width), MaxPool2d(2, ceil_mode=True),   # gdml.engine's: faster inference
+                         *block(width, 2 * width), MaxPool2d(2, ceil_mode=True),
                          *block(2 * width, 4 * width), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                          nn.Linear(4 * width, embedding_dim))
 

@@ -18,7 +18,7 @@ from .data import channel_stats
 # %% auto #0
 __all__ = ['CPU_EVAL_BATCH', 'get_device', 'seed_everything', 'pin_threads', 'normalise', 'to_model_input', 'make_sgd',
            'autocast', 'NonFiniteLossError', 'flush_denormals', 'clip_gradients', 'train_epochs', 'random_batches',
-           'train_split', 'on_device', 'fit_random_batches', 'held_out_loss', 'embed']
+           'train_split', 'on_device', 'fit_random_batches', 'held_out_loss', 'MaxPool2d', 'embed']
 
 # %% ../nbs/00c_engine.ipynb #7146a501
 def get_device(device: str | torch.device | None = 'auto') -> torch.device:
@@ -206,6 +206,15 @@ def held_out_loss(model: nn.Module, idx: torch.Tensor, step_loss: Callable, batc
     model.train()
     return sum(losses) / len(losses)
 
+
+# %% ../nbs/00c_engine.ipynb #b85c1936
+class MaxPool2d(nn.MaxPool2d):
+    "`nn.MaxPool2d`, pooled in channels-last layout on the CPU when no gradient is recorded: the same output, faster."
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() or x.device.type != 'cpu' or x.dim() != 4 \
+                or x.is_contiguous(memory_format=torch.channels_last):
+            return super().forward(x)
+        return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
 
 # %% ../nbs/00c_engine.ipynb #4b13edda
 def _groups(n: int, classes) -> list[tuple[int | None, torch.Tensor]]:

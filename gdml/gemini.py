@@ -12,7 +12,7 @@ from torch import nn
 
 from .protocol import DEFAULTS as D
 from .data import check_labels
-from .engine import get_device, seed_everything, to_model_input, make_sgd, train_epochs, embed, on_device
+from .engine import get_device, seed_everything, to_model_input, make_sgd, train_epochs, embed, on_device, MaxPool2d
 from .sampler import ClassPairTripletSampler
 from .losses import gemini_loss, constraint_loss
 
@@ -26,7 +26,7 @@ def conv_stream(in_channels: int, width: int = D['gemini_width']) -> nn.Sequenti
     "The default local stream f_k for images: two 3x3 conv-BN-ReLU blocks, pooled to 4x4, flattened."
     return nn.Sequential(
         nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-        nn.MaxPool2d(2, ceil_mode=True),
+        MaxPool2d(2, ceil_mode=True),
         nn.Conv2d(width, 2 * width, 3, padding=1, bias=False), nn.BatchNorm2d(2 * width), nn.ReLU(inplace=True),
         nn.AdaptiveAvgPool2d(4), nn.Flatten())
 
@@ -35,8 +35,8 @@ def authors_stream(in_channels: int, width: int = 32, image_size: int = 28) -> n
     28 px, 1600 at 32 px). Images under 16 px (sklearn's digits) get zero padding, which two unpadded
     5x5 convolutions would not fit."""
     pad = 0 if image_size >= 16 else 2
-    return nn.Sequential(nn.Conv2d(in_channels, width, 5, padding=pad), nn.PReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(width, 2 * width, 5, padding=pad), nn.PReLU(), nn.MaxPool2d(2), nn.Flatten())
+    return nn.Sequential(nn.Conv2d(in_channels, width, 5, padding=pad), nn.PReLU(), MaxPool2d(2),
+                         nn.Conv2d(width, 2 * width, 5, padding=pad), nn.PReLU(), MaxPool2d(2), nn.Flatten())
 
 def mlp_stream(in_features: int, hidden: int = 256) -> nn.Sequential:
     "A local stream f_k for vector data (N, F): Linear-BN-ReLU twice."
