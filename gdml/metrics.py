@@ -94,7 +94,9 @@ def _ranking_chunk(test_emb, q, train_emb, is_c, r):
 _PAD = np.iinfo(np.uint64).max
 _NO_LAST_BIT = np.uint64(_PAD - 1)
 
-def _threads() -> int: return min(4, os.cpu_count() or 1)
+# as many ranking threads as torch may use (up to 4): a run pinned to one thread (`gdml.engine.pin_threads`, every
+# sweep worker) ranks on one too, and does not take a core from the run beside it
+def _threads() -> int: return max(1, min(4, torch.get_num_threads(), os.cpu_count() or 1))
 
 def _threshold(q: np.ndarray, sample: np.ndarray, k: int) -> np.ndarray:
     "Per query, the squared distance of its `k`-th nearest row of `sample` (0-based `k`)."
@@ -194,7 +196,7 @@ def ranking_metrics(train_emb: np.ndarray, train_labels: np.ndarray, test_emb: n
                     test_labels: np.ndarray, *, rows: int = 16, workers: int | None = None) -> tuple[float, float]:
     """(R-Precision, MAP@R) as fractions, test as query and train as reference; exact, ties by lowest train index.
 
-    Queries go in chunks of `rows` of one class on `workers` threads (default: up to 4, at most the CPU count);
+    Queries go in chunks of `rows` of one class on `workers` threads (default: torch's thread count, up to 4);
     numpy releases the GIL in the heavy parts. For many query sets against one train set, build a
     `RetrievalIndex` once and call its `ranking`."""
     return RetrievalIndex(train_emb, train_labels).ranking(test_emb, test_labels, rows=rows, workers=workers)
