@@ -11,7 +11,7 @@ from torch import nn
 import torchvision
 
 from .protocol import DEFAULTS as D, EXTRACTIONS
-from .engine import get_device, seed_everything, to_model_input, on_device, fit_random_batches, MaxPool2d
+from .engine import get_device, seed_everything, to_model_input, on_device, fit_random_batches, MaxPool2d, AdaptiveAvgPool2d
 
 
 # %% auto #0
@@ -30,7 +30,7 @@ def small_cnn(in_channels: int = 1, embedding_dim: int = 2, width: int = 16) -> 
     def block(i, o): return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
     return nn.Sequential(*block(in_channels, width), MaxPool2d(2, ceil_mode=True),   # gdml.engine's: faster inference
                          *block(width, 2 * width), MaxPool2d(2, ceil_mode=True),
-                         *block(2 * width, 4 * width), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         *block(2 * width, 4 * width), AdaptiveAvgPool2d(1), nn.Flatten(),
                          nn.Linear(4 * width, embedding_dim))
 
 # arch name (gdml.protocol.STUDENT_ARCHS) -> constructor(in_channels, embedding_dim, width)

@@ -18,7 +18,7 @@ from .data import channel_stats
 # %% auto #0
 __all__ = ['CPU_EVAL_BATCH', 'get_device', 'seed_everything', 'pin_threads', 'normalise', 'to_model_input', 'make_sgd',
            'autocast', 'NonFiniteLossError', 'flush_denormals', 'clip_gradients', 'train_epochs', 'random_batches',
-           'train_split', 'on_device', 'fit_random_batches', 'held_out_loss', 'MaxPool2d', 'embed']
+           'train_split', 'on_device', 'fit_random_batches', 'held_out_loss', 'MaxPool2d', 'AdaptiveAvgPool2d', 'embed']
 
 # %% ../nbs/00c_engine.ipynb #7146a501
 def get_device(device: str | torch.device | None = 'auto') -> torch.device:
@@ -215,6 +215,13 @@ class MaxPool2d(nn.MaxPool2d):
                 or x.is_contiguous(memory_format=torch.channels_last):
             return super().forward(x)
         return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
+
+class AdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
+    "`nn.AdaptiveAvgPool2d` that passes its input through where it has the output's size already (the same numbers)."
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = (self.output_size,) * 2 if isinstance(self.output_size, int) else tuple(self.output_size)
+        if x.dim() >= 3 and all(o is None or o == s for o, s in zip(size, x.shape[-2:])): return x
+        return super().forward(x)
 
 # %% ../nbs/00c_engine.ipynb #4b13edda
 def _groups(n: int, classes) -> list[tuple[int | None, torch.Tensor]]:

@@ -12,7 +12,7 @@ from torch import nn
 
 from .protocol import DEFAULTS as D
 from .data import check_labels
-from .engine import get_device, seed_everything, to_model_input, make_sgd, train_epochs, embed, on_device, MaxPool2d
+from .engine import get_device, seed_everything, to_model_input, make_sgd, train_epochs, embed, on_device, MaxPool2d, AdaptiveAvgPool2d
 from .sampler import ClassPairTripletSampler
 from .losses import gemini_loss, constraint_loss
 
@@ -28,7 +28,7 @@ def conv_stream(in_channels: int, width: int = D['gemini_width']) -> nn.Sequenti
         nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
         MaxPool2d(2, ceil_mode=True),
         nn.Conv2d(width, 2 * width, 3, padding=1, bias=False), nn.BatchNorm2d(2 * width), nn.ReLU(inplace=True),
-        nn.AdaptiveAvgPool2d(4), nn.Flatten())
+        AdaptiveAvgPool2d(4), nn.Flatten())
 
 def authors_stream(in_channels: int, width: int = 32, image_size: int = 28) -> nn.Sequential:
     """The authors' stream f_k: 5x5 conv-PReLU-maxpool twice, no BatchNorm, flattened (1024 features at
