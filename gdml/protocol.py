@@ -9,9 +9,9 @@ from typing import Any
 # %% auto #0
 __all__ = ['DATASETS', 'METRICS', 'CLAIM_METRICS', 'UNSEEN_METRICS', 'CLIP_MODES', 'EXTRACTIONS', 'GEMINI_STREAMS',
            'STUDENT_ARCHS', 'CONSTRAINTS', 'MINERS', 'BASELINES', 'BASELINE_DISTANCES', 'STUDENT_TARGETS', 'METHODS',
-           'CHOICES', 'FIELDS', 'LEGACY', 'PAPER', 'PAPER_BY_METHOD', 'QUICK', 'CPU', 'CPU_BY_DATASET', 'AUTHORS',
-           'AUTHORS_BY_DATASET', 'AUTHORS_BASELINES_BY_DATASET', 'PROFILES', 'DEFAULTS', 'SOURCES', 'profile_values',
-           'profiles_frame', 'profiles_markdown']
+           'CHOICES', 'FIELDS', 'WERE_CONSTANTS', 'LEGACY', 'PAPER', 'PAPER_BY_METHOD', 'QUICK', 'CPU',
+           'CPU_BY_DATASET', 'AUTHORS', 'AUTHORS_BY_DATASET', 'AUTHORS_BASELINES_BY_DATASET', 'PROFILES', 'DEFAULTS',
+           'SOURCES', 'profile_values', 'profiles_frame', 'profiles_markdown']
 
 # %% ../nbs/00_protocol.ipynb #0e5e8cb7
 DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'digits')   # the named datasets (any ImageFolder path works too)
@@ -86,11 +86,14 @@ FIELDS: dict[str, str] = dict(
 )
 # fields added after records existed, with the value that reproduces those records: a config hash leaves such a
 # field out while it holds this value, so the records made before it keep their names
-LEGACY: dict[str, Any] = dict(baseline_distance='euclidean', student_target='zhat', channels_last=False,
-    # the settings that were constants of the code before they were fields, at the values those constants had
+# the settings that were constants of the code before they were fields, at the values those constants had (every
+# profile keeps them): the losses' and miners' own settings are PML's defaults (Margin: Wu et al.'s; Multi-Similarity:
+# Wang et al.'s), the Euclidean margin the authors' Triplet script's; the rest are gdml's
+WERE_CONSTANTS: dict[str, Any] = dict(
     baseline_margin=3.0, margin_loss_margin=0.2, margin_loss_beta=1.2, margin_loss_nu=0.0,
     multisim_alpha=2.0, multisim_beta=50.0, multisim_base=0.5, multisim_epsilon=0.1,
     claim_queries=500, extraction_batch=1024, zhat_batch=2048)
+LEGACY: dict[str, Any] = dict(baseline_distance='euclidean', student_target='zhat', channels_last=False, **WERE_CONSTANTS)
 
 
 # %% ../nbs/00_protocol.ipynb #b8d2e20c
@@ -102,12 +105,7 @@ PAPER: dict[str, Any] = dict(
     epochs=50, batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4, clip=0.1, clip_mode='value',
     plateau_factor=0.5, plateau_patience=2, train_fraction=1.0, raw_pixels=False, extraction='eval',
     constraints='none', miner='none', seen_classes='', baseline_distance='pml_default', student_target='zhat',
-    channels_last=False,
-    # the losses' and miners' own settings are PML's defaults (Margin: Wu et al.'s; Multi-Similarity: Wang et al.'s),
-    # the Euclidean margin the authors' Triplet script's; the rest are gdml's
-    baseline_margin=3.0, margin_loss_margin=0.2, margin_loss_beta=1.2, margin_loss_nu=0.0,
-    multisim_alpha=2.0, multisim_beta=50.0, multisim_base=0.5, multisim_epsilon=0.1,
-    claim_queries=500, extraction_batch=1024, zhat_batch=2048)
+    channels_last=False, **WERE_CONSTANTS)
 # the paper used PML "for some losses" and the authors' Triplet script nn.TripletMarginLoss (raw Euclidean, margin 3)
 PAPER_BY_METHOD: dict[str, dict[str, Any]] = {'triplet': dict(baseline_distance='euclidean')}
 
