@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.gdml-installed
 PYTEST_ARGS ?=
+# the fast suite runs on one pytest-xdist worker per core (each pinned to one torch thread, tests/conftest.py): on 2 cores
+# it halves the serial suite's wall time; TEST_WORKERS=0 runs it in one process
+TEST_WORKERS ?= auto
 # cell flags to run besides the default ones, e.g. `make test GDML_TEST_FLAGS=slow` (also runs the tests marked slow)
 export GDML_TEST_FLAGS
 
@@ -26,7 +29,7 @@ demo: $(STAMP)
 	$(BIN)/gdml demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -ra $(PYTEST_ARGS) tests
+	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS) tests
 
 # the end-to-end tests alone (marked `slow`, tests/conftest.py), as .ci/run runs them after `make test`;
 # pytest's exit status 5 (no test collected) is no failure
