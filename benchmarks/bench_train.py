@@ -16,8 +16,9 @@ skipped with a note where it cannot run, and a failure is recorded without stopp
              last partial batch is dropped). Baseline: the backbone's forward and backward graphed
              with `make_graphed_callables`, the PML loss eager (its pair selection has data-dependent
              shapes). Checked against the eager loop from the same weights and batches (losses).
-  * compile: CUDA only. `torch.compile(model, mode=--compile-mode)` (default 'reduce-overhead':
-             Inductor kernels replayed as CUDA graphs); the first epoch, compiling, is timed apart.
+  * compile: `torch.compile(model, mode=--compile-mode)` (default 'reduce-overhead': Inductor kernels replayed
+             as CUDA graphs; on the CPU, Inductor's C++/OpenMP kernels around oneDNN's convolutions, where
+             'default' is the mode to ask for); the first epoch, compiling, is timed apart.
 --processes K1,K2: K concurrent processes each training the student with the engine, as
 `gdml sweep --runs-per-gpu K` would; their summed images/s says how many runs to share a GPU.
 
@@ -186,7 +187,7 @@ VARIANTS = dict(eager=StepLoop, graph=None, compile=CompiledLoop)
 
 def time_variant(name, kind, model, xd, target, mean, std, device, batch_size, flops, peak, compile_mode, ref_losses=None):
     "Images/s of one variant on a copy of `model` (one untimed epoch first), or why it was skipped or failed."
-    if name in ('graph', 'compile') and device.type != 'cuda': return dict(skipped='needs CUDA')
+    if name == 'graph' and device.type != 'cuda': return dict(skipped='needs CUDA')
     m = copy.deepcopy(model)
     t0 = time.perf_counter()
     try:
