@@ -3,9 +3,10 @@
 For each dataset (default: digits, fashion_mnist, cifar10) with the `quick` profile on one torch thread: data
 loading, one GEMINI epoch and Z-hat (and the whole `quick` GEMINI on the `--full-gemini` datasets, default digits),
 one student epoch, one baseline (Triplet) epoch, the embedding of train and test, `evaluate`, and the claims. Each
-phase prints its work (FLOPs from PyTorch's flop counter, or distance evaluations for the metrics), its time (wall and CPU of this process), its floor (work divided by this machine's
-measured peak for that kind of work: a one-thread float32 matrix product for FLOPs, a vectorised
-subtract-square-add for distances) and the ratio time / floor. The CPU is named as the machine reports it.
+phase prints its work (FLOPs from PyTorch's flop counter, or distance evaluations for the metrics), its time (wall
+and CPU of this process), its floor (work divided by this machine's measured peak for that kind of work: a one-
+thread float32 matrix product for FLOPs, a vectorised subtract-square-add for distances) and the ratio time / floor.
+The CPU is named as the machine reports it.
 
 usage: python benchmarks/bench_run.py [--datasets digits fashion_mnist cifar10] [--out benchmarks/results/run_phases.json]
 """
