@@ -23,10 +23,10 @@ def main():
         runs = [json.loads(p.read_text()) for p in Path(tmp).glob('runs/*/*/*/result.json')]
     work = sum(r['timings']['total'] for r in runs)
     by_method = {}
-    for r in runs: by_method.setdefault(r['method'], []).append(r['timings']['total'])
+    for r in runs: by_method[r['method']] = by_method.get(r['method'], 0) + r['timings']['total']
     floor = work / a.workers
     print(f"load average {os.getloadavg()[0]:.2f}; {len(runs)} runs on {a.workers} workers")
-    print(f"demo wall {wall:.1f} s; the runs' own time {work:.1f} s ({', '.join(f'{m} {sum(v):.0f}' for m, v in by_method.items())})")
+    print(f"demo wall {wall:.1f} s; the runs' own time {work:.1f} s ({', '.join(f'{m} {t:.0f}' for m, t in by_method.items())})")
     print(f"floor (runs' time / workers) {floor:.1f} s; ratio {wall / floor:.2f}; overhead {wall - floor:.1f} s")
 
 

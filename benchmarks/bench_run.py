@@ -94,8 +94,7 @@ def phases(name: str, flops_peak: float, dist_peak: float, full_gemini=()) -> li
     row('GEMINI epoch', step_flops * n_pairs, 'FLOP', w - wz, c - cz, flops_peak)
     row('Z-hat', zhat_flops, 'FLOP', wz, cz, flops_peak)
     if name in full_gemini:   # the whole `quick` GEMINI (all its epochs, then Z-hat): the target on digits
-        gk_all = protocol_kwargs(fit_gemini, cfg, exclude=('constraints',))
-        _, w, c = timed(lambda: fit_gemini(ds.x_train, ds.y_train, **gk_all, **stats))
+        _, w, c = timed(lambda: fit_gemini(ds.x_train, ds.y_train, **dict(gk, gemini_epochs=cfg.gemini_epochs), **stats))
         row(f"GEMINI, {cfg.gemini_epochs} epochs", step_flops * n_pairs * cfg.gemini_epochs + zhat_flops, 'FLOP', w, c, flops_peak)
     tk = dict(protocol_kwargs(fit_student, cfg), epochs=1)
     student = make_student(cfg.arch, ds.in_channels, 2, width=cfg.arch_width)
