@@ -19,10 +19,10 @@ from .sweep import MANIFEST, read_manifest
 
 # %% auto #0
 __all__ = ['PAPER_ORDER', 'METHOD_NAMES', 'METRIC_NAMES', 'CLAIM_NAMES', 'DATASET_NAMES', 'TABLE_NUMBERS', 'FIGURE_NUMBERS',
-           'PAPER_RESULTS', 'records_frame', 'dataset_key', 'dataset_labels', 'expected_grid', 'setting_key',
-           'select_records', 'describe_setting', 'grid_records', 'select_datasets', 'summary_frame', 'paper_table',
-           'claims_table', 'table_title', 'to_markdown', 'latex_escape', 'configuration_note', 'to_latex',
-           'paper_comparison', 'write_tables', 'plot_embeddings', 'write_figures']
+           'PAPER_RESULTS', 'HEADLINE_METRICS', 'records_frame', 'dataset_key', 'dataset_labels', 'expected_grid',
+           'setting_key', 'select_records', 'describe_setting', 'grid_records', 'select_datasets', 'summary_frame',
+           'paper_table', 'claims_table', 'table_title', 'to_markdown', 'latex_escape', 'configuration_note',
+           'to_latex', 'paper_comparison', 'headline_table', 'write_tables', 'plot_embeddings', 'write_figures']
 
 # %% ../nbs/08a_reporting.ipynb #e1c6ab68
 PAPER_ORDER = (*BASELINES, 'gdml')   # the rows of the paper's tables: the baselines, then G-DML
@@ -352,6 +352,15 @@ PAPER_RESULTS: dict[str, dict[str, dict[str, tuple[float, float] | None]]] = {
         gdml=dict(recall_at_1=(80.11, 0.72), f1=(80.09, 0.72), nmi=(61.36, 2.31), r_precision=(75.98, 0.98), map_at_r=(73.93, 1.03))),
 }
 
+def _versus(s: 'pd.DataFrame', label: str, metric: str, ref: tuple[float, float] | None) -> tuple[str, str, str]:
+    "(ours 'mean ± ci', the paper's 'p ± q', Δ = ours - paper) for one cell; '–' where either is missing."
+    hit = s[(s.row == label) & (s.metric == metric)]
+    ours = _cell(*(float(hit[c].iloc[0]) for c in ('mean', 'ci95')), False, ('{m} ± {c}',) * 2,
+                 *(float(hit[c].iloc[0]) for c in ('n', 'expected'))) if len(hit) else '–'
+    theirs = f"{ref[0]:.2f} ± {ref[1]:.2f}" if ref else '–'
+    delta = f"{float(hit['mean'].iloc[0]) - ref[0]:+.2f}" if ref and len(hit) else '–'
+    return ours, theirs, delta
+
 def paper_comparison(summary: 'pd.DataFrame', dataset: str, methods: Iterable[str] = METHODS) -> 'pd.DataFrame':
     """The paper's table for `dataset` with the paper's own number beside ours in every cell: 'ours ± ci · paper p ± q ·
     Δ d' (Δ = ours - paper; '–' where either is missing). A row per configuration of each method, as `paper_table`."""
@@ -360,22 +369,34 @@ def paper_comparison(summary: 'pd.DataFrame', dataset: str, methods: Iterable[st
     s = summary[summary.dataset == dataset]
     rows = {}
     for m, label in _rows(s, methods):
+        cells = {k: _versus(s, label, k, (paper.get(m) or {}).get(k)) for k in METRICS}
+        rows[label] = {METRIC_NAMES[k]: f"{o} · paper {t} · Δ {d}" for k, (o, t, d) in cells.items()}
+    return pd.DataFrame.from_dict(rows, orient='index').rename_axis('Model')
+
+HEADLINE_METRICS = ('recall_at_1', 'map_at_r')   # the README's short tables: the retrieval metric and the ranking one
+
+def headline_table(summary: 'pd.DataFrame', dataset: str, methods: Iterable[str] = METHODS,
+                   metrics: Iterable[str] = HEADLINE_METRICS) -> 'pd.DataFrame':
+    """`paper_comparison` cut to `metrics`, ours and the paper's in columns of their own ('Recall@1', 'Recall@1 (paper)',
+    ...): narrow enough to quote in a README."""
+    import pandas as pd
+    paper = PAPER_RESULTS.get(dataset, {})
+    s = summary[summary.dataset == dataset]
+    rows = {}
+    for m, label in _rows(s, methods):
         row = {}
-        for k in METRICS:
-            hit, ref = s[(s.row == label) & (s.metric == k)], (paper.get(m) or {}).get(k)
-            ours = _cell(*(float(hit[c].iloc[0]) for c in ('mean', 'ci95')), False, ('{m} ± {c}',) * 2,
-                         *(float(hit[c].iloc[0]) for c in ('n', 'expected'))) if len(hit) else '–'
-            theirs = f"{ref[0]:.2f} ± {ref[1]:.2f}" if ref else '–'
-            delta = f"{float(hit['mean'].iloc[0]) - ref[0]:+.2f}" if ref and len(hit) else '–'
-            row[METRIC_NAMES[k]] = f"{ours} · paper {theirs} · Δ {delta}"
+        for k in metrics:
+            row[METRIC_NAMES[k]], row[f"{METRIC_NAMES[k]} (paper)"], _ = _versus(s, label, k, (paper.get(m) or {}).get(k))
         rows[label] = row
     return pd.DataFrame.from_dict(rows, orient='index').rename_axis('Model')
+
 
 # %% ../nbs/08a_reporting.ipynb #0ace6d68
 def write_tables(runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
                  datasets: Iterable[str] | None = None, methods: Iterable[str] = METHODS,
                  profile: str | None = None, where: dict | None = None) -> dict:
-    """Write each dataset's table as `table_<dataset>.{md,tex,csv}`, its claims as `claims_<dataset>.{md,csv}` where
+    """Write each dataset's table as `table_<dataset>.{md,tex,csv}` (for the paper's datasets also the paper's numbers
+    beside ours, `paper_vs_ours_<dataset>.{md,csv}`, and its short form `headline_<dataset>.md`), its claims as `claims_<dataset>.{md,csv}` where
     the records measured them (and `summary.csv`, `missing.csv`)
     into `out_dir` (default `runs_dir/tables`). A row is one configuration, named in the row (when a method has
     several) and in the note under the title; `profile` and `where` (`select_records`) choose the records.
@@ -401,7 +422,10 @@ def write_tables(runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
             atomic_write(cmp_stem.with_suffix('.md'), to_markdown(paper_comparison(summary, ds, methods), f"{title}: ours beside the paper's",
                          note + " Each cell: ours (mean ± 95% CI) · the paper's (10 runs, ResNet-18) · Δ = ours - paper."))
             atomic_write(cmp_stem.with_suffix('.csv'), paper_comparison(summary, ds, methods).to_csv())
-            paths += [cmp_stem.with_suffix(s) for s in ('.md', '.csv')]
+            head = out/f"headline_{_file_stem(ds)}.md"
+            atomic_write(head, to_markdown(headline_table(summary, ds, methods), f"{title}: Recall@1 and MAP@R beside the paper's",
+                                           note + " Ours: mean ± 95% CI; the paper's: 10 runs, ResNet-18."))
+            paths += [cmp_stem.with_suffix(s) for s in ('.md', '.csv')] + [head]
     claims = summary_frame(records, CLAIM_COLUMNS)
     for ds in datasets:   # the paper's untested claims (gdml.claims.measure_claims), where the records hold them
         if not (claims.dataset == ds).any(): continue
