@@ -19,10 +19,11 @@ from .sweep import MANIFEST, read_manifest
 
 # %% auto #0
 __all__ = ['PAPER_ORDER', 'METHOD_NAMES', 'METRIC_NAMES', 'CLAIM_NAMES', 'DATASET_NAMES', 'TABLE_NUMBERS', 'FIGURE_NUMBERS',
-           'PAPER_RESULTS', 'HEADLINE_METRICS', 'records_frame', 'dataset_key', 'dataset_labels', 'expected_grid',
-           'setting_key', 'select_records', 'describe_setting', 'grid_records', 'select_datasets', 'summary_frame',
-           'paper_table', 'claims_table', 'table_title', 'to_markdown', 'latex_escape', 'configuration_note',
-           'to_latex', 'paper_comparison', 'headline_table', 'write_tables', 'plot_embeddings', 'write_figures']
+           'BUDGET_FIELDS', 'PAPER_RESULTS', 'HEADLINE_METRICS', 'records_frame', 'dataset_key', 'dataset_labels',
+           'expected_grid', 'setting_key', 'select_records', 'describe_setting', 'grid_records', 'select_datasets',
+           'summary_frame', 'paper_table', 'claims_table', 'table_title', 'to_markdown', 'latex_escape', 'budget_note',
+           'configuration_note', 'to_latex', 'paper_comparison', 'headline_table', 'write_tables', 'plot_embeddings',
+           'write_figures']
 
 # %% ../nbs/08a_reporting.ipynb #e1c6ab68
 PAPER_ORDER = (*BASELINES, 'gdml')   # the rows of the paper's tables: the baselines, then G-DML
@@ -311,11 +312,35 @@ def latex_escape(text) -> str:
     "`text` with LaTeX's special characters escaped (a dataset folder named `50% #1_{a}` prints as written)."
     return ''.join(_LATEX.get(ch, ch) for ch in str(text))
 
+# what each method trains with: the budget a table's caption states, and says when every row shares it
+BUDGET_FIELDS = {'arch': 'student/backbone {}', 'arch_width': 'width {}', 'epochs': '{} epochs', 'batch_size': 'batch size {}',
+                 'lr': 'SGD lr {}', 'momentum': 'momentum {}', 'weight_decay': 'weight decay {}'}
+
+def budget_note(records: list[dict]) -> str:
+    """The training budget of a table's rows (`BUDGET_FIELDS`): what every row shares ('the same for every method' when
+    all do), then each field that differs, its values labelled by profile (and method where a profile's methods differ)."""
+    if not records: return ''
+    same, differ = [], []
+    for k, words in BUDGET_FIELDS.items():
+        by = {(r['config'].get('profile'), r['method']): r['config'].get(k) for r in records}
+        if len(set(map(str, by.values()))) == 1: same.append(words.format(next(iter(by.values())))); continue
+        profiles = {}
+        for (p, m), v in by.items(): profiles.setdefault(p, {})[m] = v
+        labels = []
+        for p, ms in profiles.items():
+            if len(set(map(str, ms.values()))) == 1: labels.append(f"{words.format(next(iter(ms.values())))} (profile {p})")
+            else: labels += [f"{words.format(v)} (profile {p}, {METHOD_NAMES.get(m, m)})" for m, v in ms.items()]
+        differ.append(', '.join(labels))
+    head = ', '.join(same)
+    if not differ: return f"Every method trains with the same budget: {head}."
+    return (f"Every row: {head}; " if same else '') + '; '.join(differ) + '.'
+
 def configuration_note(records: list[dict]) -> str:
-    "What configurations a table shows (`describe_setting`), and the seeds."
+    "What configurations a table shows (`describe_setting`), the seeds, and the budget they train with (`budget_note`)."
     settings = dict.fromkeys(describe_setting(r['config']).replace('profile=', 'profile ') for r in records)
     seeds = sorted({r['seed'] for r in records})
-    return (f"Configuration{'s' if len(settings) > 1 else ''}: {'; '.join(settings)}; seeds {', '.join(map(str, seeds))}.")
+    return (f"Configuration{'s' if len(settings) > 1 else ''}: {'; '.join(settings)}; seeds {', '.join(map(str, seeds))}. "
+            + budget_note(records)).strip()
 
 def to_latex(t: 'pd.DataFrame', title: str = '', label: str = '', note: str = '') -> str:
     "A LaTeX `table` with a `tabular` (booktabs rules) and the title as caption."
