@@ -31,10 +31,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS) tests
 
-# the end-to-end tests alone (marked `slow`, tests/conftest.py), as .ci/run runs them after `make test`;
+# the end-to-end tests alone (marked `slow`, tests/conftest.py), as .ci/run runs them after `make test`, on one xdist
+# worker per core too (the docs site is built once and shared, tests/test_docs.py);
 # pytest's exit status 5 (no test collected) is no failure
 test-slow: $(STAMP)
-	GDML_TEST_FLAGS="slow $(GDML_TEST_FLAGS)" $(BIN)/python -m pytest -ra -m slow $(PYTEST_ARGS) tests || [ $$? -eq 5 ]
+	GDML_TEST_FLAGS="slow $(GDML_TEST_FLAGS)" $(BIN)/python -m pytest -ra -m slow -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS) tests || [ $$? -eq 5 ]
 
 paper: $(STAMP)
 	$(BIN)/gdml sweep --profile paper --datasets mnist fashion_mnist cifar10 --seeds 10 --out results/paper

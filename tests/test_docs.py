@@ -1,5 +1,5 @@
 """The documentation: README.md is what nbs/index.ipynb renders, and the docs site builds offline and serves its pages."""
-import http.server, os, re, subprocess, sys, threading, urllib.request
+import fcntl, http.server, os, re, subprocess, sys, threading, urllib.request
 from functools import partial
 from pathlib import Path
 
@@ -59,16 +59,26 @@ def test_docs_nav_names_every_notebook_in_order():
     assert sorted(pages[1 + len(library):]) == experiments, "then every experiment notebook"
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='package')
 def site(tmp_path_factory) -> Path:
-    "The docs site, built once for this module's tests (`mkdocs build --strict`, as `make docs`)."
+    """The docs site (`mkdocs build --strict`, as `make docs`), built once for the whole test run: under xdist
+    (`make test-slow`) the first worker to need it builds it into the workers' common folder while any other waits on a
+    lock, then reuses it (a module-scoped fixture was built again whenever a worker ran another module's test between
+    two of these). A failed build leaves no site, so every test that needs one fails with the build's error."""
     if not (BIN/'mkdocs').exists(): pytest.skip('mkdocs is not installed (pip install -e .[dev])')
-    site = tmp_path_factory.mktemp('docs')/'site'
-    env = dict(os.environ, NO_MKDOCS_2_WARNING='1')
-    # --strict: a nav entry without its notebook, LaTeX that does not convert, or any other warning fails the build
-    r = subprocess.run([str(BIN/'mkdocs'), 'build', '-q', '--strict', '-f', str(ROOT/'mkdocs.yml'), '-d', str(site)], cwd=ROOT,
-                       env=env, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base   # xdist: pytest-N/popen-gwK
+    site = shared/'docs-site'
+    with open(shared/'docs-site.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (site/'index.html').is_file():
+            building = shared/f'.docs-site-{os.getpid()}'
+            env = dict(os.environ, NO_MKDOCS_2_WARNING='1')
+            # --strict: a nav entry without its notebook, LaTeX that does not convert, or any other warning fails the build
+            r = subprocess.run([str(BIN/'mkdocs'), 'build', '-q', '--strict', '-f', str(ROOT/'mkdocs.yml'), '-d', str(building)],
+                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+            assert r.returncode == 0, r.stderr[-3000:]
+            os.replace(building, site)
     return site
 
 
@@ -78,15 +88,17 @@ def page_files(site: Path) -> dict[str, str]:
 
 
 def content(html: str) -> str:
-    "The page's notebook: between mkdocs-jupyter's wrapper and the page's footer (no nav, no theme scripts)."
-    return html[html.index('jupyter-wrapper'):html.rindex('</article>')]
+    """The page's notebook: from mkdocs-jupyter's wrapper element to the page's footer (no nav, no theme scripts). The
+    element, not the first 'jupyter-wrapper': that is in the CSS before it, which would otherwise read as prose."""
+    return html[html.index('<div class="jupyter-wrapper">'):html.rindex('</article>')]
 
 
 def prose(html: str) -> str:
     "The text a reader reads in the page's markdown and outputs: no code cell, code span, math, script or style."
     from bs4 import BeautifulSoup
     soup = BeautifulSoup(content(html), 'html.parser')
-    for t in soup.select('math, code, pre, script, style, .jp-InputArea, .clipboard-copy-txt, details.gdml-source'):
+    # a markdown cell's text lies in its own .jp-InputArea too: only the code cells' input areas are code
+    for t in soup.select('math, code, pre, script, style, .jp-CodeCell .jp-InputArea, .clipboard-copy-txt, details.gdml-source'):
         t.decompose()
     return soup.get_text(' ')
 
