@@ -317,8 +317,8 @@ BUDGET_FIELDS = {'arch': 'student/backbone {}', 'arch_width': 'width {}', 'epoch
                  'lr': 'SGD lr {}', 'momentum': 'momentum {}', 'weight_decay': 'weight decay {}'}
 
 def budget_note(records: list[dict]) -> str:
-    """The training budget of a table's rows (`BUDGET_FIELDS`): what every row shares ('the same for every method' when
-    all do), then each field that differs, its values labelled by profile (and method where a profile's methods differ)."""
+    """The training budget of a table's rows (`BUDGET_FIELDS`): what every row shares ('Every method trains with the same
+    budget' when all do), then each field that differs, its values labelled by profile (and method where a profile's methods differ)."""
     if not records: return ''
     same, differ = [], []
     for k, words in BUDGET_FIELDS.items():
@@ -414,7 +414,6 @@ def headline_table(summary: 'pd.DataFrame', dataset: str, methods: Iterable[str]
             row[METRIC_NAMES[k]], row[f"{METRIC_NAMES[k]} (paper)"], _ = _versus(s, label, k, (paper.get(m) or {}).get(k))
         rows[label] = row
     return pd.DataFrame.from_dict(rows, orient='index').rename_axis('Model')
-
 
 # %% ../nbs/08a_reporting.ipynb #0ace6d68
 def write_tables(runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
