@@ -443,9 +443,10 @@ def write_tables(runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
         paths += [stem.with_suffix(s) for s in ('.md', '.tex', '.csv')]
         if ds in PAPER_RESULTS:   # the paper's own numbers beside ours
             cmp_stem = out/f"paper_vs_ours_{_file_stem(ds)}"
-            atomic_write(cmp_stem.with_suffix('.md'), to_markdown(paper_comparison(summary, ds, methods), f"{title}: ours beside the paper's",
+            versus = paper_comparison(summary, ds, methods)
+            atomic_write(cmp_stem.with_suffix('.md'), to_markdown(versus, f"{title}: ours beside the paper's",
                          note + " Each cell: ours (mean ± 95% CI) · the paper's (10 runs, ResNet-18) · Δ = ours - paper."))
-            atomic_write(cmp_stem.with_suffix('.csv'), paper_comparison(summary, ds, methods).to_csv())
+            atomic_write(cmp_stem.with_suffix('.csv'), versus.to_csv())
             head = out/f"headline_{_file_stem(ds)}.md"
             atomic_write(head, to_markdown(headline_table(summary, ds, methods), f"{title}: Recall@1 and MAP@R beside the paper's",
                                            note + " Ours: mean ± 95% CI; the paper's: 10 runs, ResNet-18."))
