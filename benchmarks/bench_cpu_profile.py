@@ -6,7 +6,10 @@ script times a few steps of each phase per dataset on the real data and extrapol
 candidate width, then prints the widest width under the budget (default 480 s = 8 CPU-minutes). Times are CPU
 seconds of this process (one thread), so other jobs on the machine inflate them little (the load average is printed).
 
-usage: python benchmarks/bench_cpu_profile.py [--datasets mnist fashion_mnist cifar10] [--widths 16 24 32 48]
+usage: python benchmarks/bench_cpu_profile.py [--datasets mnist fashion_mnist cifar10] [--widths 16 24 32 48] [--epochs 10 20]
+                                              [--budget 480]
+
+`--epochs` prices each width at several student epoch counts (default: the `cpu` profile's 10).
 """
 import argparse, os, platform, time
 
@@ -71,24 +74,26 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--datasets', nargs='+', default=['mnist', 'fashion_mnist', 'cifar10'])
     ap.add_argument('--widths', nargs='+', type=int, default=[16, 24, 32, 48])
+    ap.add_argument('--epochs', nargs='+', type=int, default=[CPU['epochs']], help='student epochs to price')
     ap.add_argument('--budget', type=float, default=480.0, help='seconds per run')
     a = ap.parse_args()
     torch.set_num_threads(1); flush_denormals()
     print(f"cpu: {platform.processor() or platform.machine()}, torch {torch.__version__}, 1 thread, "
-          f"load average {os.getloadavg()[0]:.2f}; budget {a.budget:.0f} s per run, {CPU['epochs']} student epochs")
+          f"load average {os.getloadavg()[0]:.2f}; budget {a.budget:.0f} s per run, {', '.join(map(str, a.epochs))} student epochs")
     for name in a.datasets:
         ds = load_dataset(name)
         gem = gemini_seconds(ds)
         print(f"\n{name}: GEMINI phase {gem:.0f} s (12 epochs + Z-hat)   [load {os.getloadavg()[0]:.2f}]")
-        best = None
+        best = {}
         for w in a.widths:
             epoch, emb = student_seconds(ds, w)
-            run = gem + CPU['epochs'] * epoch + emb + CLAIMS_SECONDS
-            ok = run <= a.budget
-            best = w if ok else best
-            print(f"  width {w:3d}: epoch {epoch:6.1f} s, embed {emb:5.1f} s -> G-DML run {run:6.0f} s {'fits' if ok else 'OVER'}"
-                  f"   [load {os.getloadavg()[0]:.2f}]")
-        print(f"  widest that fits: {best}")
+            for e in a.epochs:
+                run = gem + e * epoch + emb + CLAIMS_SECONDS
+                ok = run <= a.budget
+                if ok: best[e] = w
+                print(f"  width {w:3d}, {e:3d} epochs: epoch {epoch:6.1f} s, embed {emb:5.1f} s -> G-DML run {run:6.0f} s "
+                      f"{'fits' if ok else 'OVER'}   [load {os.getloadavg()[0]:.2f}]")
+        for e in a.epochs: print(f"  widest that fits with {e} epochs: {best.get(e)}")
 
 
 if __name__ == '__main__':

@@ -25,7 +25,7 @@ from gdml.engine import embed, flush_denormals
 from gdml.gemini import Gemini, fit_gemini
 from gdml.metrics import evaluate
 from gdml.train import protocol_kwargs
-from gdml.data import ood_images
+from gdml.slices import ood_images
 from gdml.corruptions import CORRUPTIONS, SEVERITIES
 from gdml.claims import measure_claims
 

@@ -4,12 +4,14 @@
     python benchmarks/same_numbers.py after.json         # on the new one
     python benchmarks/same_numbers.py --compare before.json after.json
     python benchmarks/same_numbers.py --compare before.json after.json --tol 1e-6   # metrics to 1e-6 points
+    python benchmarks/same_numbers.py --compare before.json after.json --no-claims  # all but the claims
 
 Each case is one `run_experiment` on sklearn's digits (CPU, one torch thread, OMP_NUM_THREADS=1 for
 faiss): its metrics, configuration hash, validation loss and SHA-256 prefixes of its train and test
 embeddings and of its claims, and the claims' summary numbers. `--tol` compares metrics and claim
 numbers to that many percentage points (for a change of how a metric is computed, not of what trains);
-embeddings, hashes and validation losses are always compared exactly. The cases cover G-DML (Eq. 5 and Eq. 6, the conv and MLP streams, the
+embeddings, hashes and validation losses are always compared exactly. `--no-claims` leaves the claims out (their
+digest, summary and scalars in `metrics`): for a change of how the claims are measured, which must leave the rest as it was. The cases cover G-DML (Eq. 5 and Eq. 6, the conv and MLP streams, the
 three extraction modes, the 90/10 split), a baseline with and without a miner, and the authors' profile.
 """
 import hashlib, json, os, sys
@@ -55,6 +57,14 @@ def _close(a, b, tol: float) -> bool:
         return all(abs(a[k] - b[k]) <= tol for k in a)
     return False
 
+CLAIM_KEYS = ('shift_recall_at_1', 'shift_drop', 'ood_auroc', 'ood_fpr95', 'silhouette', 'intra_inter',
+              'unseen_recall_at_1', 'unseen_map_at_r')
+
+def without_claims(cases: dict) -> dict:
+    "The fingerprints without the claims: their digest and summary, and their scalars in `metrics`."
+    return {k: {f: ({m: v for m, v in x.items() if m not in CLAIM_KEYS} if f == 'metrics' else x)
+                for f, x in case.items() if f not in ('claims', 'claims_summary')} for k, case in cases.items()}
+
 def compare(before: dict, after: dict, tol: float = 0.0) -> int:
     numeric = ('metrics', 'claims_summary')
     # with a tolerance the claims are compared by their numbers; the digest also covers their float rounding
@@ -69,5 +79,7 @@ def compare(before: dict, after: dict, tol: float = 0.0) -> int:
 if __name__ == '__main__':
     if sys.argv[1:2] == ['--compare']:
         tol = float(sys.argv[sys.argv.index('--tol') + 1]) if '--tol' in sys.argv else 0.0
-        sys.exit(compare(*(json.load(open(p)) for p in sys.argv[2:4]), tol=tol))
+        cases = [json.load(open(p)) for p in sys.argv[2:4]]
+        if '--no-claims' in sys.argv: cases = [without_claims(c) for c in cases]
+        sys.exit(compare(*cases, tol=tol))
     json.dump(fingerprints(), open(sys.argv[1], 'w'), indent=1)

@@ -5,7 +5,9 @@
 # %% ../nbs/05_baselines.ipynb #42927fe4
 from __future__ import annotations
 
+import torch
 from torch import nn
+import torch.nn.functional as F
 from pytorch_metric_learning import losses, distances, miners
 
 from .protocol import DEFAULTS as D, BASELINE_DISTANCES, profile_values
@@ -15,7 +17,7 @@ from .engine import get_device, seed_everything, to_model_input, on_device, fit_
 
 # %% auto #0
 __all__ = ['LOSSES', 'LOSS_FIELDS', 'MINERS', 'raw_distance', 'loss_fields', 'loss_settings', 'make_loss', 'make_miner',
-           'fit_baseline']
+           'fit_baseline', 'softmax_head', 'softmax_loss', 'fit_softmax']
 
 # %% ../nbs/05_baselines.ipynb #238adad3
 def raw_distance() -> distances.LpDistance:
@@ -124,3 +126,46 @@ def fit_baseline(method: str,          # a name of `LOSSES`: siamese, triplet, m
                               plateau_factor=plateau_factor, plateau_patience=plateau_patience,
                               train_fraction=train_fraction, device=device, progress=progress, desc=method)
 
+
+# %% ../nbs/05_baselines.ipynb #55abd6a7
+def softmax_head(embedding_dim: int, n_classes: int) -> nn.Linear:
+    "The softmax baseline's classifier: one linear layer from the embedding to the class logits."
+    return nn.Linear(embedding_dim, n_classes)
+
+def softmax_loss(emb: torch.Tensor, labels: torch.Tensor, head: nn.Module) -> torch.Tensor:
+    "Cross-entropy of the classifier `head` on the embeddings `emb` (N, D) against integer `labels`: the mean over the batch."
+    return F.cross_entropy(head(emb.float()), labels)
+
+class _WithHead(nn.Module):
+    "A backbone and its classifier as one module: one optimiser, clipping and weight decay train both."
+    def __init__(self, backbone: nn.Module, head: nn.Module):
+        super().__init__(); self.backbone, self.head = backbone, head
+
+def fit_softmax(model: nn.Module,     # the backbone, e.g. `make_student('resnet18', ...)`; trained in place
+                x, y,                 # train images (N, C, H, W) uint8 and their integer class labels
+                *, mean=None, std=None, embedding_dim: int = D['embedding_dim'],  # the backbone's output dimension
+                epochs: int = D['epochs'], batch_size: int = D['batch_size'], lr: float = D['lr'],
+                momentum: float = D['momentum'], weight_decay: float = D['weight_decay'], clip: float | None = D['clip'],
+                clip_mode: str = D['clip_mode'], plateau_factor: float = D['plateau_factor'],
+                plateau_patience: int = D['plateau_patience'], train_fraction: float = D['train_fraction'],
+                raw_pixels: bool = D['raw_pixels'], channels_last: bool = D['channels_last'],
+                device='auto', seed: int = 0, progress: bool = True) -> nn.Module:
+    """Train `model` with cross-entropy through a linear layer on its embedding (`softmax_loss`) on random batches of
+    (x, y); returns the backbone alone: the layer is dropped and the embedding is what is ranked."""
+    y = check_labels(y, names=['y'])
+    if len(y) != len(x): raise ValueError(f"x has {len(x)} samples but y has {len(y)} labels")
+    device = get_device(device)
+    g = seed_everything(seed)
+    head = softmax_head(embedding_dim, int(y.max()) + 1)   # seeded: the same seed gives the same layer
+    model, xd, mean_d, std_d = on_device(model, x, mean, std, raw_pixels, device, channels_last)
+    both, yd = _WithHead(model, head.to(device)), y.to(device)
+
+    def step(idx):
+        return softmax_loss(model(to_model_input(xd[idx], mean_d, std_d, raw_pixels)), yd[idx], head)
+
+    fit_random_batches(both, len(xd), step, generator=g, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
+                       weight_decay=weight_decay, clip=clip, clip_mode=clip_mode, plateau_factor=plateau_factor,
+                       plateau_patience=plateau_patience, train_fraction=train_fraction, device=device,
+                       progress=progress, desc='softmax')
+    model.history, model.val_loss = both.history, both.val_loss
+    return model

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from .protocol import DEFAULTS as D, CLAIM_METRICS
-from .data import check_images, query_subset
+from .data import check_images
+from .slices import query_subset
 from .metrics import RANKINGS, RetrievalIndex, check_embeddings, pml_ranking_metrics, ood_auroc, compactness
 from .corruptions import CORRUPTIONS, SEVERITIES, corrupt, check_corruption
 
@@ -48,8 +49,8 @@ def shift_curves(embed_fn: Callable, train_emb, y_train, x_test, y_test, *, kind
     check_images(x_test)
     train_emb, y_train = check_embeddings(train_emb, y_train, 'train_emb')
     y_test = check_embeddings(np.zeros((len(x_test), 1)), y_test, 'x_test')[1]
-    keep = query_subset(y_test, max_queries, seed)
-    if len(keep) < len(y_test): x_test, y_test = x_test[keep], y_test[keep]
+    keep = query_subset(x_test, y_test, max_queries, seed)   # by content: the same queries however the test set is stored
+    x_test, y_test = x_test[keep], y_test[keep]
     index = RetrievalIndex(train_emb, y_train)   # built once for the 1 + kinds x severities query sets
     clean = _retrieval(index, embed_fn(x_test), y_test, ranking)
     rows = []
@@ -83,10 +84,10 @@ def measure_claims(embed_fn: Callable, train_emb, y_train, test_emb, y_test, x_t
     summary = dict(shift_recall_at_1=shift['shift_recall_at_1'], shift_drop=shift['shift_drop'],
                    silhouette=comp['silhouette'], intra_inter=comp['intra_inter_ratio'])
     if ood_x is not None:
-        keep = query_subset(np.asarray(y_test), max_queries, seed)
+        keep = query_subset(x_test, np.asarray(y_test), max_queries, seed)
         o = ood_auroc(train_emb, np.asarray(test_emb)[keep], embed_fn(ood_x))
         out['ood'].update(o, n_id=len(keep), n_ood=len(ood_x))
-        summary.update(ood_auroc=o['auroc'], ood_fpr95=o['fpr_at_95_tpr'])
+        summary.update(ood_auroc=o['auroc'], ood_fpr95=o['fpr95'])
     out['summary'] = summary
     return out
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .protocol import FIELDS, PROFILES, CHOICES, DATASETS, METHODS, LEGACY, profile_values
+from .protocol import FIELDS, PROFILES, CHOICES, DATASETS, METHODS, LEGACY, profile_values, fields_read
 
 # %% auto #0
 __all__ = ['RunConfig', 'CONFIG_FIELDS', 'RUN_PARAMETERS', 'ConfigError', 'seen_class_list', 'make_config', 'check_config',
-           'config_dict', 'config_from_dict', 'config_hash', 'dataset_slug', 'run_dir', 'parameters_source',
-           'check_out_dir']
+           'config_dict', 'config_from_dict', 'canonical', 'config_hash', 'stored_config_hash', 'dataset_slug',
+           'run_dir', 'parameters_source', 'check_out_dir']
 
 # %% ../nbs/07_config.ipynb #5323207d
 class ConfigError(ValueError):
@@ -26,7 +26,7 @@ def _f(help: str, default=None, hashed: bool = True):
     return field(default=default, metadata={'help': help, 'hashed': hashed})
 
 _RUN_FIELDS = [('dataset', 'str', _f("dataset: one of mnist, fashion_mnist, cifar10, digits, or an ImageFolder path")),
-               ('method', 'str', _f("method: gdml or a baseline (siamese, triplet, margin, multisim)")),
+               ('method', 'str', _f("method: gdml, a PML baseline (siamese, triplet, margin, multisim) or softmax")),
                ('seed', 'int', _f("random seed of the run", 0)),
                ('profile', 'str', _f(f"named profile the defaults come from: {', '.join(PROFILES)}", 'quick'))]
 # one field per protocol setting, typed by its value in the paper profile; device last and unhashed
@@ -43,7 +43,7 @@ _POSITIVE = ('embedding_dim', 'arch_width', 'gemini_width', 'gemini_hidden', 'ge
              'gemini_lr', 'epochs', 'batch_size', 'lr', 'multisim_alpha', 'multisim_beta', 'claim_queries')
 _NON_NEGATIVE = ('gemini_momentum', 'gemini_weight_decay', 'gemini_clip', 'margin', 'momentum', 'weight_decay', 'clip',
                  'plateau_patience', 'baseline_margin', 'margin_loss_margin', 'margin_loss_beta', 'margin_loss_nu',
-                 'multisim_epsilon')
+                 'multisim_epsilon', 'corner_radius')
 _RANGES = dict(beta=(0, 1, '[0, 1]'), plateau_factor=(0, 1, '(0, 1)'), train_fraction=(0, 1, '(0, 1]'))
 
 def _one_of(name, value, allowed):
@@ -99,23 +99,31 @@ def seen_class_list(text: str) -> list[int]:
 
 
 # %% ../nbs/07_config.ipynb #5d3d7b73
+def _canonical_values(method: str, values: dict, base: dict) -> dict:
+    "`values` with every field of `FIELDS` that `method` does not read set to `base`'s (its profile's) value."
+    read = set(fields_read(method, values))
+    return {k: (base[k] if k in FIELDS and k not in read else v) for k, v in values.items()}
+
 def make_config(dataset: str = 'digits', # a name of `DATASETS`, or an ImageFolder path (train/<class>/, test/<class>/)
                 method: str = 'gdml',    # gdml or a baseline: siamese, triplet, margin, multisim
                 seed: int = 0,
                 profile: str = 'quick',  # where the defaults come from: paper, authors or quick
                 **overrides,             # any field of `RunConfig` (None: the profile's value)
                ) -> RunConfig:
-    "A checked `RunConfig`: the `profile`'s values, replaced by the `overrides` that are not None."
+    """A checked, canonical `RunConfig`: the `profile`'s values, replaced by the `overrides` that are not None; a field
+    that `method` does not read (`gdml.protocol.fields_read`) keeps the profile's value whatever the override."""
     _one_of('profile', profile, tuple(PROFILES))
     _one_of('method', method, METHODS)
     unknown = sorted(set(overrides) - set(CONFIG_FIELDS))
     if unknown: raise ConfigError(f"unknown parameter(s) {', '.join(unknown)}; allowed: {', '.join(CONFIG_FIELDS[4:])}")
-    values = dict(profile_values(profile, dataset, method), device='auto')
+    base = profile_values(profile, dataset, method)
+    values = dict(base, device='auto')
     values.update({k: v for k, v in overrides.items() if v is not None})
     values = {k: _coerce(k, v) for k, v in values.items()}
     seed = _coerce('seed', seed)
     if seed < 0: raise ConfigError(f"seed must be >= 0, got {seed}")
     _check_values(values)
+    values = _canonical_values(method, values, base)
     values['seen_classes'] = ','.join(map(str, seen_class_list(values['seen_classes'])))   # one spelling, one hash
     dev = values['device']
     if not (dev in ('auto', 'cpu', 'cuda') or dev.startswith('cuda:') and dev[5:].isdigit()):
@@ -128,12 +136,6 @@ def check_config(config: RunConfig) -> RunConfig:
     "Checks of what the training code needs beyond each field's own range, made before anything trains; returns `config`."
     if config.batch_size < 2:   # random batches of one are dropped, and BatchNorm cannot train on one sample
         raise ConfigError(f"batch_size must be >= 2 (a batch needs two samples to compare), got {config.batch_size}")
-    if config.miner != 'none' and config.method == 'gdml':
-        raise ConfigError(f"miner {config.miner!r} applies to the baselines only; G-DML takes miner 'none'")
-    if config.constraints != 'none' and config.method != 'gdml':
-        raise ConfigError(f"constraints {config.constraints!r} (Eq. 6) applies to gdml only; baselines take constraints 'none'")
-    if config.student_target != 'zhat' and config.method != 'gdml':
-        raise ConfigError(f"student_target {config.student_target!r} applies to gdml only; baselines take student_target 'zhat'")
     if config.seen_classes: _check_seen_classes(config)
     return config
 
@@ -159,11 +161,24 @@ def config_from_dict(values: dict) -> RunConfig:
     "The `RunConfig` of a record's configuration; a field the record predates takes its `LEGACY` value."
     return RunConfig(**{**LEGACY, **{k: v for k, v in values.items() if k in CONFIG_FIELDS}})
 
+def canonical(config: RunConfig) -> RunConfig:
+    """`config` with the fields its method does not read (`gdml.protocol.fields_read`) at its profile's values: the
+    configuration its record stores and its hash names. `make_config` returns canonical configurations already."""
+    base = profile_values(config.profile, config.dataset, config.method)
+    return dataclasses.replace(config, **_canonical_values(config.method, {k: getattr(config, k) for k in FIELDS}, base))
+
 def config_hash(config: RunConfig) -> str:
-    """Short stable hash of the fields that decide the result (all but `device`). A field added after records
-    existed (`gdml.protocol.LEGACY`) counts only when it differs from the value those records were made with."""
-    hashed = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.metadata.get('hashed', True)
-              and not (f.name in LEGACY and getattr(config, f.name) == LEGACY[f.name])}
+    """Short stable hash of the fields that decide the result (all but `device`) of the `canonical` configuration:
+    a field its method does not read cannot change it. A field added after records existed (`gdml.protocol.LEGACY`)
+    counts only when it differs from the value those records were made with."""
+    return stored_config_hash(config_dict(canonical(config)))
+
+def stored_config_hash(values: dict) -> str:
+    """The hash of a configuration as a record stores it (`config_dict`): every hashed field it holds, a `LEGACY` field
+    only where it differs from its legacy value. For a record made by this code it is `config_hash` of its configuration;
+    for an older one, which holds the fields of its day, it is the hash it was named by then."""
+    unhashed = {f.name for f in dataclasses.fields(RunConfig) if not f.metadata.get('hashed', True)}
+    hashed = {k: v for k, v in values.items() if k not in unhashed and not (k in LEGACY and v == LEGACY[k])}
     return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:10]
 
 def dataset_slug(dataset: str) -> str:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00b_data.ipynb #b8b8ceac
 from __future__ import annotations
-import gzip, hashlib, operator, os, socket, struct, tempfile, warnings, zlib
+import gzip, os, socket, struct, zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,14 +14,14 @@ import numpy as np
 import torch
 
 from .protocol import DATASETS
-from .files import file_mode
+from .datacache import cache_dir, cache_candidates, read_cache, write_cache, remove_stale_caches
 
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'DEBIAN_FASHION_MNIST', 'OOD_PARTNERS', 'DataError', 'class_counts', 'channel_stats', 'home_relative',
-           'GDMLDataset', 'check_dataset', 'check_labels', 'cache_dir', 'data_root', 'read_idx', 'image_extensions',
-           'scan_image_folder', 'scale_16bit', 'decode_images', 'load_dataset', 'query_subset', 'check_images',
-           'match_images', 'ood_images', 'class_disjoint_split']
+__all__ = ['PUBLISHED', 'DEBIAN_FASHION_MNIST', 'GREY_WEIGHTS', 'DataError', 'class_counts', 'channel_stats', 'home_relative',
+           'GDMLDataset', 'check_dataset', 'check_labels', 'data_root', 'read_idx', 'image_extensions',
+           'scan_image_folder', 'scale_16bit', 'decode_images', 'load_dataset', 'check_images', 'to_grey',
+           'match_images']
 
 # %% ../nbs/00b_data.ipynb #7534a573
 # Published class names (label order), image shape (C, H, W) and per-class train / test counts.
@@ -191,12 +191,6 @@ def _load_digits() -> GDMLDataset:
                        torch.from_numpy(y_te), [str(i) for i in range(10)], mean, std)
 
 # %% ../nbs/00b_data.ipynb #ba1357c4
-def cache_dir() -> Path:
-    "The user cache folder: `$GDML_CACHE`, else `$XDG_CACHE_HOME/gdml`, else `~/.cache/gdml`."
-    if os.environ.get('GDML_CACHE'): return Path(os.environ['GDML_CACHE']).expanduser().resolve()
-    base = os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache'
-    return (Path(base).expanduser() / 'gdml').resolve()
-
 def data_root(root: str | os.PathLike | None = None) -> Path:
     "Where named datasets are looked for: `root`, else `$GDML_DATA`, else `cache_dir()`; relative paths resolve against the cwd."
     if root is not None: return Path(root).expanduser().resolve()
@@ -390,81 +384,6 @@ def _missing_error(key: str, looked: list[Path], why: str = '') -> FileNotFoundE
         f"or let torchvision download it into {cache_dir()}: load_dataset({key!r}, download=True) in Python; "
         f"the command line downloads by itself when GDML_OFFLINE is unset and the host answers" + (f" ({why})" if why else ''))
 
-# %% ../nbs/00b_data.ipynb #d711690e
-_CACHE_VERSION = 2
-
-def _content_key(src: _Source) -> str:
-    "SHA-1 of the source files' names relative to the source folder (class folders give labels) and of their bytes."
-    h = hashlib.sha1(f"{_CACHE_VERSION}\0{src.kind}\0{src.name}\n".encode())
-    base = str(src.dir) + os.sep
-    for f in map(str, src.files):  # absolute already (the data root is resolved)
-        with open(f, 'rb') as fh: data = fh.read()
-        h.update(f"{f[len(base):] if f.startswith(base) else f}\0{len(data)}\0".encode()); h.update(data)
-    return h.hexdigest()[:16]
-
-def _cache_prefix(src: _Source) -> str:
-    "`gdml-<name>-<hash of the source folder>-`: the caches of one source share it, whatever its content."
-    safe = ''.join(ch if ch.isalnum() or ch in '-_' else '_' for ch in src.name)
-    return f"gdml-{safe}-{hashlib.sha1(str(src.dir).encode()).hexdigest()[:8]}-"
-
-def _cache_candidates(src: _Source) -> list[Path]:
-    fname = f"{_cache_prefix(src)}{_content_key(src)}.npz"
-    return list(dict.fromkeys([src.dir / fname, cache_dir() / fname]))
-
-def _remove_stale_caches(src: _Source, keep: Path) -> list[Path]:
-    "Delete the other caches of `src` (older contents) in its candidate folders; returns those deleted."
-    gone = []
-    for d in dict.fromkeys(p.parent for p in _cache_candidates_dirs(src)):
-        for p in d.glob(f"{_cache_prefix(src)}*.npz") if d.is_dir() else ():
-            if p != keep:
-                try: p.unlink(); gone.append(p)
-                except OSError: pass  # another user's file in a shared folder: leave it
-    return gone
-
-def _cache_candidates_dirs(src: _Source) -> list[Path]:
-    return [src.dir / 'x', cache_dir() / 'x']
-
-_KEYS = ('x_train', 'y_train', 'x_test', 'y_test', 'classes', 'mean', 'std')
-
-
-# %% ../nbs/00b_data.ipynb #b48e8d22
-def _read_cache(path: Path) -> dict | None:
-    try:
-        with np.load(path, allow_pickle=False) as z: arrays = {k: z[k] for k in _KEYS}
-        return arrays
-    except FileNotFoundError: return None
-    except Exception as e:
-        warnings.warn(f"ignoring unreadable cache file {path} ({e}); decoding again")
-        return None
-
-def _writable(d: Path) -> bool:
-    "Whether we may write in folder `d`: permitted AND marked writable (root may write anywhere, but a folder without write bits is meant read-only)."
-    d = Path(d)
-    while not d.exists() and d != d.parent: d = d.parent  # a folder still to create: judge its nearest ancestor
-    try: return os.access(d, os.W_OK) and bool(d.stat().st_mode & 0o222)
-    except OSError: return False
-
-def _write_cache(paths: Sequence[Path], arrays: dict) -> Path | None:
-    "Write `arrays` atomically to the first writable folder of `paths`; returns the file written (None: nowhere)."
-    for path in paths:
-        try:
-            if not _writable(path.parent): continue  # a read-only data root: try the next one
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name, suffix='.tmp')
-        except OSError: continue
-        try:
-            with os.fdopen(fd, 'wb') as f: np.savez(f, **arrays)
-            os.chmod(tmp, file_mode())  # mkstemp makes 0600; the umask decides, as for any new file
-            os.replace(tmp, path)
-            return path
-        except OSError as e:
-            warnings.warn(f"could not write cache {path} ({e})")
-            Path(tmp).unlink(missing_ok=True)
-    warnings.warn(f"no writable folder for the decoded-array cache among {[str(p.parent) for p in paths]}; "
-                  "the data will be decoded again next time")
-    return None
-
-
 # %% ../nbs/00b_data.ipynb #aa5df131
 def _decode(src: _Source) -> dict:
     if src.kind == 'idx':
@@ -536,14 +455,14 @@ def load_dataset(name: str | os.PathLike,  # one of `DATASETS`, or an ImageFolde
             except Exception as e: raise _missing_error(key, looked, f'download failed: {e}') from e
             src, looked = _find_source(key, Path(root) if root is not None else None)
             if src is None: raise _missing_error(key, looked, 'the download left no files where expected')
-    candidates = _cache_candidates(src)
+    candidates = cache_candidates(src)
     for c in candidates:
-        arrays = _read_cache(c)
+        arrays = read_cache(c)
         if arrays is not None: return check_dataset(_from_arrays(src, arrays, c), where=str(src.dir))
     arrays = _decode(src)
     ds = check_dataset(_from_arrays(src, arrays, None), where=str(src.dir))  # an invalid dataset is never cached
-    ds.cache_file = _write_cache(candidates, arrays)
-    if ds.cache_file: _remove_stale_caches(src, ds.cache_file)
+    ds.cache_file = write_cache(candidates, arrays)
+    if ds.cache_file: remove_stale_caches(src, ds.cache_file)
     return ds
 
 
@@ -553,19 +472,6 @@ def _from_arrays(src: _Source, arrays: dict, cache_file: Path | None) -> GDMLDat
     return GDMLDataset(src.name, t['x_train'], t['y_train'], t['x_test'], t['y_test'], [str(c) for c in arrays['classes']],
                        t['mean'].float(), t['std'].float(), cache_file=cache_file)
 
-
-# %% ../nbs/00b_data.ipynb #d8fd512a
-def query_subset(y, max_queries: int | None, seed: int = 0) -> np.ndarray:
-    "Sorted indices of a random subset of `max_queries` of the labels `y`, stratified by label where possible; all when None or fewer."
-    y = np.asarray(y)
-    if max_queries is not None and (isinstance(max_queries, (bool, np.bool_)) or not isinstance(max_queries, (int, np.integer))
-                                    or max_queries < 1):
-        raise ValueError(f"max_queries={max_queries!r} must be a positive integer or None (all test images)")
-    if max_queries is None or len(y) <= max_queries: return np.arange(len(y))
-    from sklearn.model_selection import train_test_split
-    _, counts = np.unique(y, return_counts=True)
-    strata = y if counts.min() >= 2 and max_queries >= len(counts) else None  # sklearn's conditions for stratifying
-    return np.sort(train_test_split(np.arange(len(y)), test_size=int(max_queries), stratify=strata, random_state=seed)[1])
 
 # %% ../nbs/00b_data.ipynb #a7e01c64
 def check_images(images) -> torch.Tensor:
@@ -577,63 +483,21 @@ def check_images(images) -> torch.Tensor:
         raise ValueError(f"images must be uint8 (N, C, H, W) with C = 1 or 3, got {dtype} {shape}")
     return torch.as_tensor(images)
 
+GREY_WEIGHTS = (0.299, 0.587, 0.114)   # ITU-R BT.601 luma, as PIL's and torchvision's conversions
+
+def to_grey(x: torch.Tensor) -> torch.Tensor:
+    """uint8 RGB images (N, 3, H, W) as grey (N, 1, H, W): a pixel whose three channels are equal keeps that value
+    exactly, any other is weighted in floating point and rounded (torchvision's uint8 conversion truncates, and its
+    weights sum to 0.9999: it reads (v, v, v) as v - 1)."""
+    w = torch.tensor(GREY_WEIGHTS, dtype=torch.float64).view(1, 3, 1, 1)
+    grey = (x.double() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+    equal = (x[:, :1] == x[:, 1:2]) & (x[:, :1] == x[:, 2:3])
+    return torch.where(equal, x[:, :1], grey)
+
 def match_images(images, shape) -> torch.Tensor:
-    "uint8 images as the image shape `(C, H, W)`: greyscale <-> RGB converted, resized with antialiasing."
+    "uint8 images as the image shape `(C, H, W)`: greyscale <-> RGB converted (`to_grey`), resized with antialiasing."
     import torchvision.transforms.v2.functional as F
     x = check_images(images)
     c, h, w = shape
-    if x.shape[1] != c: x = F.rgb_to_grayscale(x) if c == 1 else x.repeat(1, 3, 1, 1)
+    if x.shape[1] != c: x = to_grey(x) if c == 1 else x.repeat(1, 3, 1, 1)
     return F.resize(x, [h, w], antialias=True) if tuple(x.shape[-2:]) != (h, w) else x
-
-# %% ../nbs/00b_data.ipynb #c46fcac3
-OOD_PARTNERS = {'mnist': 'fashion_mnist', 'fashion_mnist': 'mnist', 'digits': 'fashion_mnist', 'cifar10': 'mnist'}
-
-def ood_images(dataset: str, shape, n: int, seed: int = 0, root=None) -> tuple[str | None, torch.Tensor | None, str]:
-    """(partner, images, note): `n` test images (stratified) of `dataset`'s OOD partner as `shape`; images None
-    and a one-line note when there is no partner or its files cannot be loaded (never downloads)."""
-    partner = OOD_PARTNERS.get(dataset)
-    if partner is None: return None, None, f"no OOD partner for {dataset!r} (partners: {OOD_PARTNERS})"
-    try: other = load_dataset(partner, root, download=False)
-    except (OSError, ValueError, RuntimeError) as e:
-        return partner, None, f"{partner} could not be loaded: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
-    keep = query_subset(other.y_test.numpy(), n, seed)
-    return partner, match_images(other.x_test[keep], shape), ''
-
-
-# %% ../nbs/00b_data.ipynb #a394df87
-def _class_labels(dataset: GDMLDataset, classes) -> list[int]:
-    "`classes` (labels or class names) as sorted distinct labels of `dataset`; ValueError naming what is allowed."
-    if isinstance(classes, (str, int, np.integer)): classes = [classes]
-    names, out = [str(c) for c in dataset.classes], []
-    for c in classes:
-        if isinstance(c, str) and c in names: out.append(names.index(c))
-        elif not isinstance(c, (str, bool, np.bool_)) and hasattr(c, '__index__') and 0 <= operator.index(c) < len(names):
-            out.append(operator.index(c))  # ints, numpy and 0-d torch integers
-        else: raise ValueError(f"train_classes holds {c!r}, not a label 0..{len(names) - 1} nor a class name of {dataset.name!r} {names}")
-    if len(set(out)) != len(out): raise ValueError(f"train_classes names a class twice: {list(classes)}")
-    return sorted(out)
-
-def _subset(ds: GDMLDataset, labels: list[int], mean, std) -> GDMLDataset:
-    "The images of `labels` in both splits, relabelled 0..len(labels)-1 in label order."
-    remap = torch.full((ds.n_classes,), -1, dtype=torch.int64)
-    remap[labels] = torch.arange(len(labels))
-    keep_tr, keep_te = remap[ds.y_train] >= 0, remap[ds.y_test] >= 0
-    return check_dataset(GDMLDataset(f"{ds.name}[{','.join(map(str, labels))}]", ds.x_train[keep_tr], remap[ds.y_train[keep_tr]],
-                                     ds.x_test[keep_te], remap[ds.y_test[keep_te]], [ds.classes[i] for i in labels], mean, std))
-
-def class_disjoint_split(dataset: GDMLDataset, train_classes) -> tuple[GDMLDataset, GDMLDataset]:
-    """(seen, unseen): `dataset` restricted to `train_classes` (labels or names) and to the other classes.
-
-    Labels are remapped to 0..k-1 in label order in each part; both parts carry the mean/std of the
-    seen train images. The class-disjoint evaluation uses `unseen.x_test`/`unseen.y_test` as query
-    and reference (leave-one-out)."""
-    if not isinstance(dataset, GDMLDataset):
-        raise ValueError(f"dataset must be a gdml.data.GDMLDataset (from load_dataset), got {type(dataset).__name__}")
-    seen = _class_labels(dataset, train_classes)
-    unseen = [c for c in range(dataset.n_classes) if c not in seen]
-    if len(seen) < 2 or len(unseen) < 2:
-        raise ValueError(f"train_classes must leave at least 2 seen and 2 unseen classes of the {dataset.n_classes}; "
-                         f"got {len(seen)} seen {seen} and {len(unseen)} unseen")
-    x_seen = dataset.x_train[torch.isin(dataset.y_train, torch.tensor(seen))]
-    mean, std = channel_stats(x_seen)
-    return _subset(dataset, seen, mean, std), _subset(dataset, unseen, mean, std)

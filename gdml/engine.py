@@ -224,12 +224,15 @@ class AdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
         return super().forward(x)
 
 # %% ../nbs/00c_engine.ipynb #4b13edda
-def _groups(n: int, classes) -> list[tuple[int | None, torch.Tensor]]:
-    "The (class, sample indices) to embed together: all of them, or one group per class of `classes`."
-    if classes is None: return [(None, torch.arange(n))]
+def _groups(n: int, classes, order=None) -> list[tuple[int | None, torch.Tensor]]:
+    "The (class, sample indices in `order`) to embed together: all of them, or one group per class of `classes`."
+    order = torch.arange(n) if order is None else torch.as_tensor(order).long().flatten()
+    if len(order) != n or not torch.equal(order.sort().values, torch.arange(n)):
+        raise ValueError(f"order must hold each of the {n} sample positions once, got {len(order)} entries")
+    if classes is None: return [(None, order)]
     y = torch.as_tensor(classes).long().flatten()
     if len(y) != n: raise ValueError(f"x has {n} samples but classes has {len(y)} labels")
-    return [(k, (y == k).nonzero().flatten()) for k in y.unique().tolist()]
+    return [(k, order[y[order] == k]) for k in y.unique().tolist()]
 
 # eval-mode forward passes on the CPU in chunks of at most this many samples: activations stay in cache, about 2x
 # fewer CPU-seconds than chunks of 1024-2048 (benchmarks/bench_embed.py), and eval mode treats each sample alone: the same numbers
@@ -243,13 +246,14 @@ def embed(model: nn.Module,            # a student or backbone (`model(x)`), or 
           bn_train_mode: bool = False, # BatchNorm with batch statistics (on a copy of `model`)
           batch_size: int = D['extraction_batch'],  # at most this many samples per pass (eval mode on the CPU: `CPU_EVAL_BATCH`)
           classes=None,                # per-sample class labels: each sample through its own class's stream
+          order=None,                  # the samples' order through the network (batches are runs of it); None: as stored
           device='auto') -> torch.Tensor:
-    "Embeddings (N, D) of `x` by `model`, float32 on the CPU, in eval mode unless `bn_train_mode`."
+    "Embeddings (N, D) of `x` by `model`, float32 on the CPU, in stored order, in eval mode unless `bn_train_mode`."
     device = get_device(device)
     flush_denormals()
     x = torch.as_tensor(x)
     if mean is None and not raw_pixels: raise ValueError("embed needs the train set's mean and std (or raw_pixels=True)")
-    groups = _groups(len(x), classes)
+    groups = _groups(len(x), classes, order)
     was_training = model.training
     net = (copy.deepcopy(model) if bn_train_mode else model).to(device).train(bn_train_mode)
     mean_d, std_d = (None, None) if raw_pixels else (torch.as_tensor(mean).to(device), torch.as_tensor(std).to(device))

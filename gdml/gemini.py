@@ -12,6 +12,7 @@ from torch import nn
 
 from .protocol import DEFAULTS as D
 from .data import check_labels
+from .slices import seeded_order
 from .engine import get_device, seed_everything, to_model_input, make_sgd, train_epochs, embed, on_device, MaxPool2d, AdaptiveAvgPool2d
 from .sampler import ClassPairTripletSampler
 from .losses import gemini_loss, constraint_loss
@@ -174,7 +175,9 @@ def fit_gemini(x,                       # train images (N, C, H, W) uint8, or fe
         return iter(sampler)
     model.history = train_epochs(model, opt, gemini_epochs, batches, step, clip=gemini_clip, clip_mode=clip_mode,  # lines 4, 12
                                  device=device, progress=progress, desc='GEMINI')
+    # with batch statistics, a seeded order of the images' content makes the batches: not how they are stored
+    order = seeded_order(x, seed) if bn_train_mode else None
     z_hat = embed(model, x, classes=y, mean=mean_d, std=std_d, raw_pixels=raw_pixels,            # line 13
-                  bn_train_mode=bn_train_mode, batch_size=zhat_batch, device=device)
+                  bn_train_mode=bn_train_mode, batch_size=zhat_batch, order=order, device=device)
     return model, z_hat
 

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from .data import DataError, decode_images, image_extensions, scale_16bit, match_images
+from .slices import seeded_order
 from .distill import make_student, extraction_kwargs
 from .protocol import EXTRACTIONS, LEGACY
 from .engine import get_device, embed
@@ -66,7 +67,11 @@ class Embedder:
         its record. For a train-mode-BatchNorm run they depend on the whole of `images`: not for new images."""
         x = self._check(images)
         batch = self.spec.get('extraction_batch', LEGACY['extraction_batch'])   # a bundle made before the field: its value
-        return self._embed(x, **extraction_kwargs(self.spec['extraction'], self.spec['raw_pixels'], len(x), batch))
+        kw = extraction_kwargs(self.spec['extraction'], self.spec['raw_pixels'], len(x), batch)
+        # train-mode BatchNorm: the run's seeded order of the images' content (a bundle made before it: the stored order)
+        seed = self.spec.get('order_seed')
+        order = seeded_order(x, seed) if kw['bn_train_mode'] and seed is not None else None
+        return self._embed(x, order=order, **kw)
 
     def __repr__(self):
         s = self.spec

@@ -74,11 +74,12 @@ def constraints_from_model(model: torch.nn.Module, x: torch.Tensor) -> torch.Ten
     with torch.no_grad(): return model(x).detach()
 
 # %% ../nbs/02_losses.ipynb #3afe01ee
-def polygon_corners(n_classes: int, dim: int, margin: float) -> torch.Tensor:
-    """Eq. 6's user-given points ('corners'): the corners of a regular polygon in the first two dimensions,
-    adjacent corners 2 * `margin` apart (radius margin / sin(pi / n)), one per class."""
+def polygon_corners(n_classes: int, dim: int, margin: float, radius: float = 0.0) -> torch.Tensor:
+    """Eq. 6's user-given points ('corners'): the corners of a regular polygon in the first two dimensions, one per class,
+    on a circle of `radius`; 0 (the default): adjacent corners 2 * `margin` apart (radius margin / sin(pi / n))."""
+    if radius < 0: raise ValueError(f"radius must be >= 0 (0: margin-scaled), got {radius}")
     angles = torch.arange(n_classes) * 2 * np.pi / n_classes
     pts = torch.zeros(n_classes, dim)
-    pts[:, :2] = margin / np.sin(np.pi / n_classes) * torch.stack([angles.cos(), angles.sin()], 1)[:, :dim]
+    r = radius or margin / np.sin(np.pi / n_classes)
+    pts[:, :2] = r * torch.stack([angles.cos(), angles.sin()], 1)[:, :dim]
     return pts
-

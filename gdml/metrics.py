@@ -23,8 +23,9 @@ from .data import check_labels
 
 # %% auto #0
 __all__ = ['EXTRA_METRICS', 'RANKINGS', 'LOO_METRICS', 'check_embeddings', 'RetrievalIndex', 'ranking_metrics',
-           'pml_ranking_metrics', 'nn_predictions', 'kmeans_clusters', 'evaluate', 'brute_force_metrics', 'summarise',
-           'knn_distance', 'ood_auroc', 'silhouette', 'compactness', 'leave_one_out_metrics']
+           'pml_ranking_metrics', 'nn_predictions', 'canonical_order', 'kmeans_clusters', 'evaluate',
+           'brute_force_metrics', 'summarise', 'knn_distance', 'ood_auroc', 'silhouette', 'compactness',
+           'leave_one_out_metrics']
 
 # %% ../nbs/06_metrics.ipynb #1e91db0f
 # METRICS, the paper's five, come from gdml.protocol
@@ -230,12 +231,24 @@ def nn_predictions(train_emb: np.ndarray, train_labels: np.ndarray, test_emb: np
     return RetrievalIndex(train_emb, train_labels).predict(test_emb)
 
 # %% ../nbs/06_metrics.ipynb #5277d44d
+def canonical_order(emb: np.ndarray, labels=None) -> np.ndarray:
+    """Positions of the rows of `emb` sorted by their coordinates (first, then second, ...), equal rows by `labels`: an
+    order no storage order changes (rows equal in both are interchangeable)."""
+    emb = np.asarray(emb)
+    keys = ([np.asarray(labels)] if labels is not None else []) + (list(emb.T[::-1]) if emb.ndim == 2 else [])
+    return np.lexsort(keys) if keys else np.arange(len(emb))
+
 def kmeans_clusters(emb: np.ndarray, n_clusters: int, seed: int = 0) -> np.ndarray:
-    "Cluster ids of sklearn `KMeans(n_clusters, n_init=10, random_state=seed)` fitted on every row of `emb`."
+    """Cluster ids of sklearn `KMeans(n_clusters, n_init=10, random_state=seed)` fitted on every row of `emb`, the rows
+    taken in `canonical_order`: k-means++ draws its starts by position, so the rows' stored order would change them."""
+    emb = np.asarray(emb, np.float64)
+    order = canonical_order(emb)
     # one OpenMP thread: for ~10k low-dimensional points thread synchronisation dominates, and on a
     # busy machine spinning OpenMP threads made it 10-70x slower (0.1 s vs 1-7.5 s); labels are identical
     with threadpool_limits(1, user_api='openmp'):
-        return KMeans(n_clusters=int(n_clusters), n_init=10, random_state=int(seed)).fit_predict(np.asarray(emb, np.float64))
+        found = KMeans(n_clusters=int(n_clusters), n_init=10, random_state=int(seed)).fit_predict(emb[order])
+    out = np.empty_like(found); out[order] = found
+    return out
 
 # %% ../nbs/06_metrics.ipynb #b9102668
 def evaluate(train_emb,     # reference embeddings (N, D): the train set
@@ -348,11 +361,11 @@ def knn_distance(train_emb, emb, k: int = 1) -> np.ndarray:
     return NearestNeighbors(n_neighbors=k).fit(train_emb).kneighbors(emb)[0][:, k - 1]
 
 def ood_auroc(train_emb, id_emb, ood_emb, k: int = 1) -> dict[str, float]:
-    """OOD detection by the distance to the `k`-th nearest train embedding, in percent: `{'auroc', 'fpr_at_95_tpr'}`.
+    """OOD detection by the distance to the `k`-th nearest train embedding, in percent: `{'auroc', 'fpr95'}`.
 
-    OOD is the positive class. `auroc`: sklearn's `roc_auc_score` of that score; `fpr_at_95_tpr`:
-    the share of `id_emb` rows scored OOD at the highest threshold that flags >= 95% of `ood_emb`
-    rows. Accepts numpy arrays or torch tensors of one dimension D."""
+    `auroc`: sklearn's `roc_auc_score` of that score with OOD as the positive class; `fpr95`: the FPR@95 of the OOD
+    literature (Hendrycks & Gimpel; ODIN): the share of `ood_emb` rows accepted as in-distribution when the threshold
+    keeps 95% of the `id_emb` rows. Accepts numpy arrays or torch tensors of one dimension D."""
     tr, idm, ood = (_check_matrix(e, n) for e, n in ((train_emb, 'train_emb'), (id_emb, 'id_emb'), (ood_emb, 'ood_emb')))
     for e, n in ((idm, 'id_emb'), (ood, 'ood_emb')):
         if e.shape[1] != tr.shape[1]: raise ValueError(f"{n} has dim {e.shape[1]} but train_emb has dim {tr.shape[1]}; they must match")
@@ -360,10 +373,11 @@ def ood_auroc(train_emb, id_emb, ood_emb, k: int = 1) -> dict[str, float]:
         raise ValueError(f"k={k!r} must be an integer in 1..{len(tr)} (the number of train embeddings)")
     score = np.concatenate([knn_distance(tr, idm, int(k)), knn_distance(tr, ood, int(k))])
     is_ood = np.r_[np.zeros(len(idm)), np.ones(len(ood))]
-    # every threshold kept: dropping "collinear" ROC points could skip the first one at TPR >= 95%
-    fpr, tpr, _ = roc_curve(is_ood, score, drop_intermediate=False)
+    # ID is the positive class of FPR@95 (kept = near the train set): every threshold kept, so that the first one
+    # that keeps >= 95% of the ID rows is not skipped as "collinear"
+    ood_kept, id_kept, _ = roc_curve(1 - is_ood, -score, drop_intermediate=False)
     return dict(auroc=100.0 * float(roc_auc_score(is_ood, score)),
-                fpr_at_95_tpr=100.0 * float(fpr[np.searchsorted(tpr, 0.95, side='left')]))
+                fpr95=100.0 * float(ood_kept[np.searchsorted(id_kept, 0.95, side='left')]))
 
 # %% ../nbs/06_metrics.ipynb #5b7c0eaf
 def silhouette(emb: np.ndarray, labels: np.ndarray, *, chunk_elems: int = 2**22) -> float:
@@ -398,9 +412,14 @@ def compactness(emb, labels, *, max_samples: int = 10_000, seed: int = 0) -> dic
         raise ValueError(f"compactness needs between 2 and n_samples - 1 = {len(emb) - 1} classes, got {len(classes)}")
     if max_samples < len(classes) + 1:
         raise ValueError(f"max_samples={max_samples} must exceed the number of classes ({len(classes)})")
-    # sklearn's subsample for silhouette_score(sample_size=max_samples, random_state=seed), then every point of it
-    keep = np.random.RandomState(seed).permutation(len(emb))[:max_samples] if len(emb) > max_samples else slice(None)
+    # sklearn's subsample for silhouette_score(sample_size=max_samples, random_state=seed), then every point of it (by
+    # position: only sets above `max_samples` points, larger than any of the paper's test sets, depend on their order)
+    keep = np.random.RandomState(seed).permutation(len(emb))[:max_samples] if len(emb) > max_samples else np.arange(len(emb))
+    # the points in `canonical_order`: every float sum in one order, however the rows are stored
+    keep = keep[canonical_order(emb[keep], labels[keep])]
     sil = silhouette(emb[keep], labels[keep])
+    order = canonical_order(emb, labels)
+    emb, inverse = emb[order], inverse[order]
     centroids = np.stack([emb[inverse == i].mean(0) for i in range(len(classes))])
     intra = np.array([np.linalg.norm(emb[inverse == i] - centroids[i], axis=1).mean() for i in range(len(classes))])
     between = cdist(centroids, centroids)
@@ -430,30 +449,31 @@ def _loo_exact(emb, labels, chunk_elems: int = 2**23) -> tuple[float, float, flo
 
 
 # %% ../nbs/06_metrics.ipynb #77a896a7
-def _loo_pml(emb, labels, batch: int = 1024) -> tuple[float, float, float]:
+def _loo_pml(emb, labels, batch: int = 1024, seed: int = 0) -> tuple[float, float, float]:
     codes = np.unique(labels, return_inverse=True)[1].ravel()
     e32 = np.ascontiguousarray(emb, np.float32)
     keys = ('precision_at_1', 'r_precision', 'mean_average_precision_at_r')
     calc = AccuracyCalculator(include=keys, k='max_bin_count', device=torch.device('cpu'))
+    # PML drops query i's neighbour i, so a batch's queries go first in the reference, and faiss breaks exact ties by
+    # the lower index: batches of one class would win every tie for their own class (a collapsed embedding would score
+    # 100). Seeded batches of mixed classes leave the ties to chance.
+    queries = np.random.default_rng(seed).permutation(np.flatnonzero(np.bincount(codes)[codes] > 1))
     sums, n = np.zeros(3), 0
-    for c, count in zip(*np.unique(codes, return_counts=True)):
-        if count < 2: continue
-        rows = np.flatnonzero(codes == c)
-        for b in np.array_split(rows, math.ceil(len(rows) / batch)):
-            rest = np.ones(len(codes), bool); rest[b] = False
-            order = np.concatenate([b, np.flatnonzero(rest)])  # PML drops query i's neighbour i: queries go first
-            acc = calc.get_accuracy(e32[b], codes[b], e32[order], codes[order], ref_includes_query=True)
-            sums += len(b) * np.array([acc[k] for k in keys])
-            n += len(b)
+    for b in np.array_split(queries, math.ceil(len(queries) / batch)) if len(queries) else []:
+        rest = np.ones(len(codes), bool); rest[b] = False
+        order = np.concatenate([b, np.flatnonzero(rest)])
+        acc = calc.get_accuracy(e32[b], codes[b], e32[order], codes[order], ref_includes_query=True)
+        sums += len(b) * np.array([acc[k] for k in keys])
+        n += len(b)
     return tuple(float(s / n) for s in sums) if n else (math.nan, math.nan, math.nan)
 
-def leave_one_out_metrics(emb, labels, *, ranking: str = 'pml') -> dict[str, float]:
+def leave_one_out_metrics(emb, labels, *, ranking: str = 'exact') -> dict[str, float]:
     """Recall@1, R-Precision and MAP@R in percent with `emb` as query and reference, each query excluding itself.
 
-    `ranking`: 'pml' (PML's `AccuracyCalculator`, `ref_includes_query=True`) or 'exact' (float64, ties
-    by lowest index). Queries whose class has no other sample are left out (NaN if all are)."""
+    `ranking`: 'exact' (float64; exact ties by lowest index, one order for every query, so no class wins them) or
+    'pml' (PML's `AccuracyCalculator`, `ref_includes_query=True`, in seeded batches of mixed classes). Queries whose
+    class has no other sample are left out (NaN if all are)."""
     if ranking not in RANKINGS: raise ValueError(f"ranking={ranking!r} is not one of {RANKINGS}")
     emb, labels = check_embeddings(emb, labels, 'emb')
     values = (_loo_pml if ranking == 'pml' else _loo_exact)(emb, labels)
     return {k: 100.0 * v for k, v in zip(LOO_METRICS, values)}
-

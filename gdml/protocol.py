@@ -8,10 +8,11 @@ from typing import Any
 
 # %% auto #0
 __all__ = ['DATASETS', 'METRICS', 'CLAIM_METRICS', 'UNSEEN_METRICS', 'CLIP_MODES', 'EXTRACTIONS', 'GEMINI_STREAMS',
-           'STUDENT_ARCHS', 'CONSTRAINTS', 'MINERS', 'BASELINES', 'BASELINE_DISTANCES', 'STUDENT_TARGETS', 'METHODS',
-           'CHOICES', 'FIELDS', 'WERE_CONSTANTS', 'LEGACY', 'PAPER', 'PAPER_BY_METHOD', 'QUICK', 'CPU',
-           'CPU_BY_DATASET', 'AUTHORS', 'AUTHORS_BY_DATASET', 'AUTHORS_BASELINES_BY_DATASET', 'PROFILES', 'DEFAULTS',
-           'SOURCES', 'profile_values', 'profiles_frame', 'profiles_markdown']
+           'STUDENT_ARCHS', 'CONSTRAINTS', 'MINERS', 'BASELINES', 'CLASSIFIERS', 'BASELINE_DISTANCES',
+           'STUDENT_TARGETS', 'METHODS', 'CHOICES', 'FIELDS', 'WERE_CONSTANTS', 'LEGACY', 'PAPER', 'PAPER_BY_METHOD',
+           'QUICK', 'CPU', 'CPU_BY_DATASET', 'AUTHORS', 'AUTHORS_BY_DATASET', 'AUTHORS_BASELINES_BY_DATASET',
+           'PROFILES', 'DEFAULTS', 'GEMINI_FIELDS', 'GDML_FIELDS', 'LOSS_READS', 'MINER_READS', 'BASELINE_FIELDS',
+           'SOURCES', 'profile_values', 'fields_read', 'profiles_frame', 'profiles_markdown']
 
 # %% ../nbs/00_protocol.ipynb #0e5e8cb7
 DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'digits')   # the named datasets (any ImageFolder path works too)
@@ -25,10 +26,11 @@ GEMINI_STREAMS = ('conv', 'mlp', 'authors')
 STUDENT_ARCHS = ('resnet18', 'small_cnn')
 CONSTRAINTS = ('none', 'corners', 'class')   # Eq. 5, or Eq. 6 with user-given points or another class's
 MINERS = ('none', 'multisim', 'semihard', 'pair_margin')
-BASELINES = ('siamese', 'triplet', 'margin', 'multisim')
+BASELINES = ('siamese', 'triplet', 'margin', 'multisim')   # the paper's four, on PML losses
+CLASSIFIERS = ('softmax',)   # cross-entropy through a linear layer on the embedding: the 2-D-bottleneck classifier
 BASELINE_DISTANCES = ('euclidean', 'pml_default')   # raw Euclidean, or each PML loss's own default distance
 STUDENT_TARGETS = ('zhat', 'class_mean', 'corners')  # Algorithm 2's Z-hat, or a fixed point per class (controls)
-METHODS = ('gdml', *BASELINES)
+METHODS = ('gdml', *BASELINES, *CLASSIFIERS)
 # the names above are defined here once; gdml.gemini.STREAMS, gdml.distill.STUDENTS and gdml.baselines.LOSSES /
 # MINERS map them to constructors (their notebooks check that both agree).
 # the fields whose values are names, and the names allowed (the run config and the CLI check these)
@@ -71,6 +73,7 @@ FIELDS: dict[str, str] = dict(
     seen_classes="class-disjoint run: train on these labels (comma-separated, e.g. 0,1,2,3,4) and evaluate on the other classes too; empty: all classes",
     baseline_distance="distance of the baselines' PML losses and miners: euclidean (LpDistance, not normalised: what the evaluation measures) or pml_default (each PML loss's default distance and margins: unit-normalised embeddings, cosine for Multi-Similarity)",
     student_target="what G-DML's student regresses: zhat (Algorithm 2: each image's GEMINI point), class_mean (control: its class's mean Z-hat) or corners (control: its class's Eq. 6 polygon corner, no GEMINI)",
+    corner_radius="radius of the polygon of class corners (student_target and constraints 'corners'); 0: the margin-scaled default, adjacent corners 2 * margin apart",
     channels_last="student / baseline convolutions in channels-last memory layout on the CPU (always so on CUDA): faster there, float rounding differs",
     baseline_margin="margin of the Euclidean baselines' pair and triplet losses and miners: Siamese's negative margin, Triplet's margin, the semihard and pair-margin miners' (pml_default keeps PML's margins, made for unit-length embeddings)",
     margin_loss_margin="Margin loss: the margin between its positive and negative boundaries (either distance)",
@@ -92,7 +95,7 @@ FIELDS: dict[str, str] = dict(
 WERE_CONSTANTS: dict[str, Any] = dict(
     baseline_margin=3.0, margin_loss_margin=0.2, margin_loss_beta=1.2, margin_loss_nu=0.0,
     multisim_alpha=2.0, multisim_beta=50.0, multisim_base=0.5, multisim_epsilon=0.1,
-    claim_queries=500, extraction_batch=1024, zhat_batch=2048)
+    claim_queries=500, extraction_batch=1024, zhat_batch=2048, corner_radius=0.0)
 LEGACY: dict[str, Any] = dict(baseline_distance='euclidean', student_target='zhat', channels_last=False, **WERE_CONSTANTS)
 
 
@@ -151,6 +154,36 @@ def profile_values(profile: str, dataset: str | None = None, method: str = 'gdml
         if method != 'gdml': values.update(AUTHORS_BASELINES_BY_DATASET[key])
     return values
 
+# %% ../nbs/00_protocol.ipynb #5dd10332
+GEMINI_FIELDS = ('gemini_stream', 'gemini_width', 'gemini_hidden', 'gemini_epochs', 'triplets_per_batch', 'reuse_triplets',
+                 'gemini_lr', 'gemini_momentum', 'gemini_weight_decay', 'gemini_clip', 'beta', 'constraints', 'zhat_batch')
+GDML_FIELDS = (*GEMINI_FIELDS, 'margin', 'student_target', 'corner_radius')
+# baseline -> the loss settings it reads with (euclidean, pml_default); miner -> the same
+LOSS_READS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    'siamese': (('baseline_margin',), ()), 'triplet': (('baseline_margin',), ()),
+    'margin': (('margin_loss_margin', 'margin_loss_beta', 'margin_loss_nu'),) * 2,
+    'multisim': (('multisim_alpha', 'multisim_beta', 'multisim_base'),) * 2}
+MINER_READS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    'none': ((), ()), 'multisim': (('multisim_epsilon',),) * 2,
+    'semihard': (('baseline_margin',), ()), 'pair_margin': (('baseline_margin',), ())}
+BASELINE_FIELDS = ('baseline_distance', 'miner', *dict.fromkeys(f for d in (LOSS_READS, MINER_READS) for v in d.values() for t in v for f in t))
+
+def fields_read(method: str, values: dict[str, Any]) -> tuple[str, ...]:
+    "The fields of `FIELDS` that a run of `method` with these `values` reads (in `FIELDS` order): no other field can change its numbers."
+    unread = set(GDML_FIELDS) | set(BASELINE_FIELDS)
+    if method == 'gdml':
+        trains_gemini = values['student_target'] != 'corners'
+        unread -= {'margin', 'student_target'}
+        if trains_gemini: unread -= set(GEMINI_FIELDS) - ({'zhat_batch'} if values['extraction'] == 'eval' else set())
+        if not trains_gemini or values['constraints'] == 'corners': unread.discard('corner_radius')
+    elif method in BASELINES:
+        col = BASELINE_DISTANCES.index(values['baseline_distance'])
+        unread -= {'baseline_distance', 'miner', *LOSS_READS[method][col], *MINER_READS[values['miner']][col]}
+    elif method not in CLASSIFIERS: raise ValueError(f"method {method!r} is not one of: {', '.join(METHODS)}")
+    if values['extraction'] != 'train_bn': unread.add('extraction_batch')
+    if values['arch'] != 'small_cnn': unread.add('arch_width')
+    return tuple(f for f in FIELDS if f not in unread)
+
 # %% ../nbs/00_protocol.ipynb #de3ceaaf
 _PAPER_TEXT = "paper, section 4.1"
 _GDML = "gdml's choice (the paper is silent)"
@@ -187,6 +220,7 @@ SOURCES: dict[str, tuple[str, str]] = dict(   # field: (source of the paper prof
     seen_classes=("the paper trains on all classes", "all classes"),
     baseline_distance=("paper, section 4.1: 'the repository by [26] (PML) for some losses': PML's defaults (normalised embeddings; cosine for Multi-Similarity); Triplet as the authors' script", "TripletNetwork_*.py: nn.TripletMarginLoss (Euclidean, margin 3); the other three: no code, so PML's defaults"),
     student_target=("Algorithm 2: the student regresses Z-hat", "MyModel_*.py: Z-hat"),
+    corner_radius=(_GDML + ": Eq. 6's user-given points at adjacent distance 2m", "no corners in their code"),
     channels_last=("a CPU speed setting (not in the paper)", "not in their code"),
     baseline_margin=("the authors' Triplet script: margin 3 (the paper's m), for raw Euclidean distances", "TripletNetwork_*.py: nn.TripletMarginLoss(margin=3)"),
     margin_loss_margin=("PML's default (MarginLoss)", "no code: PML's default"),

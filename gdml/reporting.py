@@ -10,7 +10,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .protocol import DATASETS, METHODS, METRICS, BASELINES
+from .protocol import DATASETS, METHODS, METRICS, BASELINES, CLASSIFIERS
 from .files import atomic_write
 from .config import ConfigError, dataset_slug, RunConfig, config_hash, config_from_dict, CONFIG_FIELDS
 from .train import CLAIM_COLUMNS
@@ -26,8 +26,8 @@ __all__ = ['PAPER_ORDER', 'METHOD_NAMES', 'METRIC_NAMES', 'CLAIM_NAMES', 'DATASE
            'write_figures']
 
 # %% ../nbs/08a_reporting.ipynb #e1c6ab68
-PAPER_ORDER = (*BASELINES, 'gdml')   # the rows of the paper's tables: the baselines, then G-DML
-METHOD_NAMES = {'siamese': 'Siamese', 'triplet': 'Triplet', 'margin': 'Margin', 'multisim': 'MultiSim',
+PAPER_ORDER = (*BASELINES, *CLASSIFIERS, 'gdml')   # the rows of the paper's tables: the baselines, then G-DML
+METHOD_NAMES = {'siamese': 'Siamese', 'triplet': 'Triplet', 'margin': 'Margin', 'multisim': 'MultiSim', 'softmax': 'Softmax',
                 'gdml': 'Ours (G-DML)'}
 METRIC_NAMES = {'recall_at_1': 'Recall@1', 'f1': 'F-score', 'nmi': 'NMI', 'r_precision': 'RP', 'map_at_r': 'MAP@R'}
 CLAIM_NAMES = {'shift_recall_at_1': 'shifted R@1', 'shift_drop': 'R@1 drop', 'ood_auroc': 'OOD AUROC',

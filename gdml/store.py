@@ -4,14 +4,14 @@
 
 # %% ../nbs/07c_store.ipynb #a5196e36
 from __future__ import annotations
-import errno, hashlib, io, json, os
+import errno, hashlib, io, json, os, re
 from pathlib import Path
 
 import numpy as np
 
 from .protocol import LEGACY
 from .files import atomic_write, stage_folder, swap_folder, folder_lock
-from .config import RunConfig, config_from_dict, run_dir, check_out_dir
+from .config import RunConfig, config_from_dict, run_dir, check_out_dir, stored_config_hash
 from .provenance import source_hash, data_hash
 from .train import run_experiment
 
@@ -64,8 +64,25 @@ def _check_fields(rec, f: Path) -> dict:
         raise RecordError(f"{f}: 'metrics' must map metric names to numbers, holds {json.dumps(m)[:80]}")
     bad = [k for k, v in m.items() if not np.isfinite(v)]
     if bad: raise RecordError(f"{f}: metric {bad[0]!r} is {m[bad[0]]} (a diverged or damaged run); finite numbers only")
+    _check_names(rec, f)
     rec['config'] = {**LEGACY, **rec['config']}   # a record made before a field existed was made with its legacy value
     return rec
+
+def _check_names(rec: dict, f: Path):
+    """RecordError unless the record is the run its folder names: the folder's `seed<N>-<hash>`, the record's seed,
+    method and `config_hash`, and the hash of the configuration it stores must all agree. A record copied into another
+    configuration's folder, or one whose configuration was edited, would otherwise pass for that configuration's run."""
+    c, want = rec['config'], stored_config_hash(rec['config'])
+    if (c.get('seed'), c.get('method')) != (rec['seed'], rec['method']):
+        raise RecordError(f"{f}: says seed {rec['seed']} and method {rec['method']!r}, but its configuration holds seed "
+                          f"{c.get('seed')!r} and method {c.get('method')!r} (edited?); rerun the run")
+    if rec['config_hash'] != want:
+        raise RecordError(f"{f}: its configuration hashes to {want}, not to its config_hash {rec['config_hash']} "
+                          "(edited?); rerun the run")
+    named = re.fullmatch(r'seed(\d+)-([0-9a-f]{10})', f.parent.name)
+    if named and (int(named[1]), named[2]) != (rec['seed'], want):
+        raise RecordError(f"{f}: lies in folder {f.parent.name}, but holds the run seed{rec['seed']}-{want} (copied "
+                          "from another run's folder?); rerun the run")
 
 def _open_in(folder_fd: int | None, d: Path, name: str):
     "File `name` of the record folder `d`, opened through the folder's descriptor: the folder a reader opened, even if a rerun swapped it meanwhile."

@@ -10,14 +10,15 @@ from typing import Callable
 
 import numpy as np
 
-from .protocol import BASELINES, FIELDS, CLAIM_METRICS, UNSEEN_METRICS
+from .protocol import BASELINES, CLASSIFIERS, FIELDS, CLAIM_METRICS, UNSEEN_METRICS
 from .files import atomic_write
-from .config import RunConfig, ConfigError, seen_class_list, config_dict, config_hash, dataset_slug
+from .config import RunConfig, ConfigError, seen_class_list, config_dict, config_hash, dataset_slug, canonical
 from .provenance import git_commit, source_hash, versions, device_info, data_hash
 
 # %% auto #0
-__all__ = ['ZHAT_CACHE', 'TRAINERS', 'CLAIM_COLUMNS', 'protocol_kwargs', 'gemini_key', 'class_means', 'check_run_data',
-           'check_extraction', 'model_bundle', 'run_experiment']
+__all__ = ['ZHAT_CACHE', 'TRAINERS', 'CLAIM_COLUMNS', 'CLAIMS_EMBEDDING', 'protocol_kwargs', 'gemini_key', 'class_means',
+           'check_run_data', 'check_extraction', 'fit_split', 'check_triplets', 'extract', 'claims_embedder',
+           'measure_run_claims', 'run_diagnostics', 'model_bundle', 'run_experiment', 'zhat_for']
 
 # %% ../nbs/07b_train.ipynb #ea6c1978
 class _Timer:
@@ -58,29 +59,30 @@ def _constraints(config: RunConfig, ds, common: dict, timer: _Timer, cache_dir):
     import torch
     from gdml.losses import constraints_from_class, polygon_corners
     if config.constraints == 'none': return None
-    if config.constraints == 'corners': return polygon_corners(ds.n_classes, config.embedding_dim, config.margin)
+    if config.constraints == 'corners': return polygon_corners(ds.n_classes, config.embedding_dim, config.margin, config.corner_radius)
     # 'class': points drawn from class l of the Eq. 5 Z-hat of the same settings (source (b) of Eq. 6)
-    z5, _ = _z_hat(dataclasses.replace(config, constraints='none'), ds, common, _Timer(), cache_dir)
+    z5 = _z_hat(dataclasses.replace(config, constraints='none'), ds, common, _Timer(), cache_dir)[0]
     g, y = torch.Generator().manual_seed(config.seed), ds.y_train
     return lambda k, l, neg: constraints_from_class(z5, y, l, len(neg), generator=g)
 
 def _z_hat(config: RunConfig, ds, common: dict, timer: _Timer, cache_dir) -> tuple:
-    "Algorithm 1's Z-hat, from `cache_dir` when a run with the same GEMINI made it already; (z_hat, from_cache)."
+    """Algorithm 1's Z-hat, from `cache_dir` when a run with the same GEMINI made it already: (z_hat, from_cache, GEMINI's
+    Eq. 5 loss per epoch)."""
     import torch
     from gdml.gemini import fit_gemini
     path = Path(cache_dir)/f"zhat-{gemini_key(config, common['device'], data_hash(ds))}.npz" if cache_dir else None
     if path is not None and path.exists():
         try:
-            with np.load(path) as z: timer.times['gemini'] = float(z['seconds']); z_hat = torch.from_numpy(z['z_hat'])
-            if len(z_hat) == len(ds.y_train): return z_hat, True
+            with np.load(path) as z: seconds, z_hat, history = float(z['seconds']), torch.from_numpy(z['z_hat']), z['history'].tolist()
+            if len(z_hat) == len(ds.y_train): timer.times['gemini'] = seconds; return z_hat, True, history
         except (OSError, ValueError, KeyError): pass   # unreadable: train again and replace it
     with timer('gemini'):
         points = _constraints(config, ds, common, timer, cache_dir)
-        _, z_hat = fit_gemini(ds.x_train, ds.y_train, **_gemini_kwargs(config), constraints=points, **common)
+        gemini, z_hat = fit_gemini(ds.x_train, ds.y_train, **_gemini_kwargs(config), constraints=points, **common)
     if path is not None:
-        buf = io.BytesIO(); np.savez(buf, z_hat=z_hat.numpy(), seconds=timer.times['gemini'])
+        buf = io.BytesIO(); np.savez(buf, z_hat=z_hat.numpy(), seconds=timer.times['gemini'], history=np.asarray(gemini.history))
         atomic_write(path, buf.getvalue())
-    return z_hat, False
+    return z_hat, False, list(gemini.history)
 
 
 # %% ../nbs/07b_train.ipynb #24eb8bb2
@@ -92,21 +94,25 @@ def class_means(z, y) -> 'torch.Tensor':
     return (sums / torch.bincount(y).clamp(min=1)[:, None].float())[y]
 
 def _student_targets(config: RunConfig, ds, common: dict, timer: _Timer, cache_dir) -> tuple:
-    """What the student regresses, and whether Z-hat came from the cache: Algorithm 2's Z-hat ('zhat'), or one
-    fixed point per class, the controls that isolate what GEMINI adds: its class's mean Z-hat ('class_mean') or
-    its class's Eq. 6 polygon corner ('corners', no GEMINI at all)."""
+    """What the student regresses, whether Z-hat came from the cache, and the teacher's diagnostics (None without GEMINI):
+    Algorithm 2's Z-hat ('zhat'), or one fixed point per class, the controls that isolate what GEMINI adds: its class's
+    mean Z-hat ('class_mean') or its class's Eq. 6 polygon corner ('corners', no GEMINI at all)."""
     from gdml.losses import polygon_corners
+    from gdml.diagnostics import teacher_diagnostics
     if config.student_target == 'corners':
-        return polygon_corners(ds.n_classes, config.embedding_dim, config.margin)[ds.y_train], None
-    z_hat, cached = _z_hat(config, ds, common, timer, cache_dir)
-    return (class_means(z_hat, ds.y_train) if config.student_target == 'class_mean' else z_hat), cached
+        corners = polygon_corners(ds.n_classes, config.embedding_dim, config.margin, config.corner_radius)
+        return corners[ds.y_train], None, None
+    z_hat, cached, history = _z_hat(config, ds, common, timer, cache_dir)
+    teacher = teacher_diagnostics(z_hat, ds.y_train, history)
+    return (class_means(z_hat, ds.y_train) if config.student_target == 'class_mean' else z_hat), cached, teacher
 
 def _train_gdml(config: RunConfig, model, ds, common: dict, timer: _Timer, cache_dir):
-    "G-DML: Algorithm 1 (Z-hat, from the cache when it has it), then Algorithm 2 (the student regresses its targets)."
+    """G-DML: Algorithm 1 (Z-hat, from the cache when it has it), then Algorithm 2 (the student regresses its targets);
+    the model carries its targets and the teacher's diagnostics for the record."""
     from gdml.distill import fit_student
-    z_hat, cached = _student_targets(config, ds, common, timer, cache_dir)
-    with timer('student'): model = fit_student(model, ds.x_train, z_hat, **protocol_kwargs(fit_student, config), **common)
-    model.zhat_from_cache = cached
+    targets, cached, teacher = _student_targets(config, ds, common, timer, cache_dir)
+    with timer('student'): model = fit_student(model, ds.x_train, targets, **protocol_kwargs(fit_student, config), **common)
+    model.zhat_from_cache, model.targets, model.teacher = cached, targets, teacher
     return model
 
 def _train_baseline(config: RunConfig, model, ds, common: dict, timer: _Timer, cache_dir):
@@ -115,8 +121,15 @@ def _train_baseline(config: RunConfig, model, ds, common: dict, timer: _Timer, c
     with timer('baseline'):
         return fit_baseline(config.method, model, ds.x_train, ds.y_train, **protocol_kwargs(fit_baseline, config), **common)
 
+def _train_classifier(config: RunConfig, model, ds, common: dict, timer: _Timer, cache_dir):
+    "softmax: the backbone trained with cross-entropy through a linear layer on its embedding (the layer is dropped after)."
+    from gdml.baselines import fit_softmax
+    with timer('baseline'):
+        return fit_softmax(model, ds.x_train, ds.y_train, **protocol_kwargs(fit_softmax, config), **common)
+
 # method name (gdml.protocol.METHODS) -> trainer(config, model, dataset, common fit kwargs, timer, Z-hat cache)
-TRAINERS: dict[str, Callable] = {'gdml': _train_gdml, **dict.fromkeys(BASELINES, _train_baseline)}
+TRAINERS: dict[str, Callable] = {'gdml': _train_gdml, **dict.fromkeys(BASELINES, _train_baseline),
+                                 **dict.fromkeys(CLASSIFIERS, _train_classifier)}
 
 def _train(config: RunConfig, ds, device, timer: _Timer, progress: bool, cache_dir=None):
     "The trained network of `config` on `ds`."
@@ -124,7 +137,7 @@ def _train(config: RunConfig, ds, device, timer: _Timer, progress: bool, cache_d
     common = dict(mean=ds.mean, std=ds.std, device=device, seed=config.seed, progress=progress)
     model = make_student(config.arch, in_channels=ds.in_channels, embedding_dim=config.embedding_dim,
                          width=config.arch_width)
-    model.zhat_from_cache = None
+    model.zhat_from_cache, model.targets, model.teacher = None, None, None
     return TRAINERS[config.method](config, model, ds, common, timer, cache_dir)
 
 # %% ../nbs/07b_train.ipynb #4c8aebfe
@@ -154,11 +167,9 @@ def check_extraction(config: RunConfig, ds, unseen=None):
     """DataError (one line, before anything trains) when the run's extraction would embed one of its image sets with
     train-mode BatchNorm in a batch of a single image: such a batch has no batch statistics (the image's own, or none
     where a map is 1x1: "Expected more than 1 value per channel when training"), and the run would fail, or measure
-    nonsense, after training. The sets: train, test, the claims' test queries (at most `claim_queries`) and unseen test."""
+    nonsense, after training. The sets: the train and the test images (the claims embed each image on its own)."""
     from gdml.data import DataError
-    sets = [('train', len(ds.y_train)), ('test', len(ds.y_test)), ('claims query', min(len(ds.y_test), config.claim_queries))]
-    if unseen is not None: sets.append(('unseen-class test', len(unseen.y_test)))
-    for what, n in sets:
+    for what, n in [('train', len(ds.y_train)), ('test', len(ds.y_test))]:
         bs = _single_image_batch(config, n)
         if bs is not None:
             raise DataError(f"extraction {config.extraction!r} embeds with the BatchNorm statistics of each batch, and "
@@ -166,21 +177,80 @@ def check_extraction(config: RunConfig, ds, unseen=None):
                             f"use --extraction eval, or a {what} set of another size (e.g. {n + 1})")
     return ds
 
+def fit_split(config: RunConfig, ds) -> 'torch.Tensor':
+    """The train images the student or backbone fits (`train_fraction` of them, drawn as `gdml.engine.fit_random_batches`
+    draws them for the run's seed); DataError (one line, before anything trains) when a class gets fewer than 2, which
+    leave no positive pair to learn from."""
+    import torch
+    from gdml.data import DataError, class_counts
+    from gdml.engine import train_split
+    part, _ = train_split(len(ds.y_train), config.train_fraction, torch.Generator().manual_seed(config.seed))
+    counts = class_counts(ds.y_train[part], ds.n_classes)
+    if int(counts.min()) < 2:
+        few = [f"{c!r} ({k})" for c, k in zip(ds.classes, counts.tolist()) if k < 2]
+        raise DataError(f"train_fraction {config.train_fraction} fits {len(part)} of the {len(ds.y_train)} train images, "
+                        f"and class{'es' if len(few) > 1 else ''} {', '.join(few[:5])}{' ...' if len(few) > 5 else ''} get fewer "
+                        "than the 2 a class needs; use a larger train_fraction")
+    return part
+
+def check_triplets(config: RunConfig, ds):
+    """ConfigError (one line, before anything trains) when GEMINI's `triplets_per_batch` exceeds both the largest class's
+    train images and the profile's value: every batch would repeat each image many times over, and a huge value runs
+    for minutes without a sign. (A small dataset keeps the profile's value: its classes repeat within a batch.)"""
+    from gdml.data import class_counts
+    from gdml.protocol import profile_values
+    if config.method != 'gdml' or config.student_target == 'corners': return ds
+    largest = int(class_counts(ds.y_train, ds.n_classes).max())
+    bound = max(largest, profile_values(config.profile, config.dataset, config.method)['triplets_per_batch'])
+    if config.triplets_per_batch > bound:
+        raise ConfigError(f"triplets_per_batch {config.triplets_per_batch} exceeds the {largest} train images of the largest "
+                          f"class of {dataset_slug(config.dataset)!r}; allowed: 1..{bound}")
+    return ds
+
 def _load_for(config: RunConfig):
     "The run's data: (train/test dataset, the unseen classes' dataset of a class-disjoint run or None, `data_hash` of the whole data)."
     from gdml.data import load_dataset
     ds = load_dataset(config.dataset); whole = data_hash(ds)
-    if not config.seen_classes: return check_extraction(config, check_run_data(ds, config.dataset)), None, whole
-    from gdml.data import class_disjoint_split
-    try: seen, unseen = class_disjoint_split(ds, seen_class_list(config.seen_classes))
-    except ValueError as e: raise ConfigError(f"seen_classes {config.seen_classes!r}: {e}") from None
-    return check_extraction(config, check_run_data(seen, config.dataset), unseen), unseen, whole
+    if config.seen_classes:
+        from gdml.slices import class_disjoint_split
+        try: ds, unseen = class_disjoint_split(ds, seen_class_list(config.seen_classes))
+        except ValueError as e: raise ConfigError(f"seen_classes {config.seen_classes!r}: {e}") from None
+    else: unseen = None
+    check_triplets(config, check_extraction(config, check_run_data(ds, config.dataset)))
+    return ds, unseen, whole
 
-def _claims(config: RunConfig, ds, unseen, embed_fn, train_emb, test_emb) -> dict:
-    "`gdml.claims.measure_claims` for this run, plus leave-one-out retrieval on the unseen classes of a class-disjoint run."
+# %% ../nbs/07b_train.ipynb #5a19a1a7
+def extract(config: RunConfig, model, x, ds, device) -> np.ndarray:
+    """Embeddings (N, D) of images `x` as the run's `extraction` takes them (`gdml.distill.extraction_kwargs`). With
+    train-mode BatchNorm the images go through in a seeded order of their content (`gdml.slices.seeded_order`, the run's
+    seed): batches then mix the classes however the data are stored (an ImageFolder is stored sorted by class)."""
+    from gdml.distill import extraction_kwargs
+    from gdml.engine import embed
+    from gdml.slices import seeded_order
+    kw = extraction_kwargs(config.extraction, config.raw_pixels, len(x), config.extraction_batch)
+    order = seeded_order(x, config.seed) if kw['bn_train_mode'] else None
+    return embed(model, x, mean=ds.mean, std=ds.std, device=device, order=order, **kw).numpy()
+
+CLAIMS_EMBEDDING = "eval-mode BatchNorm, each image on its own, in the input scale the model trained on"
+
+def claims_embedder(config: RunConfig, model, ds, device) -> Callable:
+    """`embed_fn(images) -> (N, D)` of the claims: every image on its own (`CLAIMS_EMBEDDING`), whatever the run's
+    extraction. With batch statistics a corrupted or foreign batch would be normalised by its own statistics, which
+    undo brightness and contrast shifts and re-centre OOD images: the claims would measure the batch, not the model."""
+    from gdml.engine import embed
+    return lambda x: embed(model, x, mean=ds.mean, std=ds.std, device=device, raw_pixels=config.raw_pixels,
+                           bn_train_mode=False, batch_size=config.extraction_batch).numpy()
+
+def measure_run_claims(config: RunConfig, model, ds, unseen, device, train_emb=None, test_emb=None) -> dict:
+    """`gdml.claims.measure_claims` for this run, plus leave-one-out retrieval on the unseen classes of a class-disjoint
+    run, all embedded by `claims_embedder`; `train_emb` / `test_emb`: the train and test images embedded so already
+    (an eval-mode run's own embeddings), else they are embedded here."""
     from gdml.claims import measure_claims
-    from gdml.data import ood_images
+    from gdml.slices import ood_images
     from gdml.metrics import leave_one_out_metrics
+    embed_fn = claims_embedder(config, model, ds, device)
+    train_emb = embed_fn(ds.x_train) if train_emb is None else np.asarray(train_emb)
+    test_emb = embed_fn(ds.x_test) if test_emb is None else np.asarray(test_emb)
     name, x_ood, note = ood_images(dataset_slug(config.dataset), tuple(ds.x_train.shape[1:]), config.claim_queries, config.seed)
     claims = measure_claims(embed_fn, train_emb, ds.y_train, test_emb, ds.y_test, ds.x_test, ood_x=x_ood, ood_name=name,
                             ood_note=note, seed=config.seed, max_queries=config.claim_queries)
@@ -188,16 +258,26 @@ def _claims(config: RunConfig, ds, unseen, embed_fn, train_emb, test_emb) -> dic
         loo = leave_one_out_metrics(embed_fn(unseen.x_test), unseen.y_test)
         claims['unseen'] = dict(loo, classes=list(map(str, unseen.classes)), n=len(unseen.y_test))
         claims['summary'].update(unseen_recall_at_1=loo['recall_at_1'], unseen_map_at_r=loo['map_at_r'])
+    claims['embedding'] = CLAIMS_EMBEDDING
     return claims
+
+def run_diagnostics(model, ds, train_emb, test_emb) -> dict:
+    "The record's `diagnostics` (`gdml.diagnostics`): the teacher's and the student's for G-DML, the embeddings' flatness for every run."
+    from gdml.diagnostics import student_diagnostics, embedding_diagnostics, diagnostics_summary
+    teacher = getattr(model, 'teacher', None)
+    targets = getattr(model, 'targets', None)
+    student = student_diagnostics(train_emb, targets, ds.y_train) if targets is not None else None
+    embedding = embedding_diagnostics(train_emb, test_emb)
+    return dict(teacher=teacher, student=student, **embedding, summary=diagnostics_summary(teacher, student, embedding))
 
 def model_bundle(config: RunConfig, model, ds) -> dict:
     """What `gdml.inference.load_embedder` needs to embed new images: the trained weights (CPU), how to rebuild and
-    feed the network (architecture, input shape, normalisation, extraction, class names) and, for a run extracted with
-    train-mode BatchNorm, its train images embedded in eval mode (`eval_train_embeddings`)."""
+    feed the network (architecture, input shape, normalisation, extraction and its seeded order, class names) and, for
+    a run extracted with train-mode BatchNorm, its train images embedded in eval mode (`eval_train_embeddings`)."""
     spec = dict(arch=config.arch, arch_width=config.arch_width, embedding_dim=config.embedding_dim,
                 image_shape=list(ds.x_train.shape[1:]), mean=[float(v) for v in ds.mean], std=[float(v) for v in ds.std],
                 raw_pixels=config.raw_pixels, extraction=config.extraction, extraction_batch=config.extraction_batch,
-                classes=list(map(str, ds.classes)),
+                order_seed=config.seed, classes=list(map(str, ds.classes)),
                 dataset=dataset_slug(config.dataset), method=config.method)
     bundle = dict(spec=spec, state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
     if config.extraction != 'eval':
@@ -213,34 +293,53 @@ def run_experiment(config: RunConfig,  # what to run (`gdml.config.make_config`)
                    *, progress: bool = False,  # tqdm bars for the training loops
                    cache_dir: str | os.PathLike | None = None,  # a folder to share G-DML's Z-hat through
                   ) -> dict:
-    """Train and evaluate `config`; the run's record (metrics, claims, configuration, provenance, timings, arrays).
-    With `cache_dir`, G-DML reuses a Z-hat that a run with the same GEMINI settings, data, seed, device type
-    and source already made (the record says so in `zhat_from_cache`; its GEMINI time is the original's).
-    `metrics` holds the paper's five, the authors' `recall_macro` and the `CLAIM_COLUMNS` that were measured;
-    `claims` the details (`gdml.claims.measure_claims`)."""
-    from gdml.distill import extraction_kwargs
-    from gdml.engine import get_device, seed_everything, embed
+    """Train and evaluate `config` (its `canonical` form); the run's record (metrics, claims, diagnostics,
+    configuration, provenance, timings, arrays). With `cache_dir`, G-DML reuses a Z-hat that a run with the same
+    GEMINI settings, data, seed, device type and source already made (the record says so in `zhat_from_cache`; its
+    GEMINI time is the original's). `metrics` holds the paper's five, the authors' `recall_macro` and the
+    `CLAIM_COLUMNS` that were measured; `claims` the details (`gdml.claims.measure_claims`), `diagnostics` those of
+    `gdml.diagnostics`; `n_fit` counts the train images the student or backbone fitted (`train_fraction`)."""
+    from gdml.engine import get_device, seed_everything
     from gdml.metrics import evaluate
+    config = canonical(config)
     t0, timer = time.perf_counter(), _Timer()
     device = get_device(config.device)
     seed_everything(config.seed)
     with timer('data'): ds, unseen, data = _load_for(config)
+    n_fit = len(fit_split(config, ds))
     model = _train(config, ds, device, timer, progress, cache_dir)
-    def embed_fn(x):
-        return embed(model, x, mean=ds.mean, std=ds.std, device=device,
-                     **extraction_kwargs(config.extraction, config.raw_pixels, len(x), config.extraction_batch)).numpy()
     with timer('evaluation'):
-        train_emb, test_emb = embed_fn(ds.x_train), embed_fn(ds.x_test)
+        train_emb, test_emb = extract(config, model, ds.x_train, ds, device), extract(config, model, ds.x_test, ds, device)
         metrics = evaluate(train_emb, ds.y_train, test_emb, ds.y_test, seed=config.seed)
-    with timer('claims'): claims = _claims(config, ds, unseen, embed_fn, train_emb, test_emb)
+    bundle = model_bundle(config, model, ds)
+    with timer('claims'):
+        eval_mode = config.extraction == 'eval'   # else the claims embed every image on its own, train images included
+        claims = measure_run_claims(config, model, ds, unseen, device, train_emb if eval_mode else bundle['eval_train_embeddings'],
+                                    test_emb if eval_mode else None)
+    diagnostics = run_diagnostics(model, ds, train_emb, test_emb)
     timer.times['total'] = round(time.perf_counter() - t0, 3)
     return dict(run_id=uuid.uuid4().hex, dataset=dataset_slug(config.dataset), method=config.method,
                 seed=config.seed, profile=config.profile, config_hash=config_hash(config),
                 config=config_dict(config), metrics={k: float(v) for k, v in {**metrics, **claims['summary']}.items()},
-                claims=claims, timings=timer.times, versions=versions(), device=device_info(device), git_commit=git_commit(),
-                source_hash=source_hash(), data_hash=data, val_loss=getattr(model, 'val_loss', None), zhat_from_cache=model.zhat_from_cache,
-                classes=list(ds.classes), n_train=len(ds.y_train), n_test=len(ds.y_test),
-                finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+                claims=claims, diagnostics=diagnostics, timings=timer.times, versions=versions(), device=device_info(device),
+                git_commit=git_commit(), source_hash=source_hash(), data_hash=data, val_loss=getattr(model, 'val_loss', None),
+                zhat_from_cache=model.zhat_from_cache, classes=list(ds.classes), n_train=len(ds.y_train), n_fit=n_fit,
+                n_test=len(ds.y_test), finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
                 arrays=dict(test_embeddings=test_emb.astype(np.float32), test_labels=ds.y_test.numpy(),
                             train_embeddings=train_emb.astype(np.float32), train_labels=ds.y_train.numpy().astype(np.int32)),
-                model=model_bundle(config, model, ds))
+                model=bundle)
+
+# %% ../nbs/07b_train.ipynb #4fd0395c
+def zhat_for(config: RunConfig, *, cache_dir=None, progress: bool = False) -> tuple:
+    """Algorithm 1's Z-hat of `config` as its run trains it (same data, seed, settings and code), with GEMINI's Eq. 5 loss
+    per epoch: (z_hat (N, D), losses); from `cache_dir` when a run made it already. For a diagnosis after the run."""
+    from gdml.engine import get_device, seed_everything
+    from gdml.data import load_dataset
+    config = canonical(config)
+    if config.method != 'gdml' or config.student_target == 'corners': raise ConfigError(f"{config.method} run with student_target {config.student_target!r} trains no GEMINI")
+    device = get_device(config.device)
+    seed_everything(config.seed)
+    ds, _, _ = _load_for(config)
+    common = dict(mean=ds.mean, std=ds.std, device=device, seed=config.seed, progress=progress)
+    z_hat, _, history = _z_hat(config, ds, common, _Timer(), cache_dir)
+    return z_hat, history

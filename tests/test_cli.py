@@ -145,7 +145,7 @@ def test_tables_and_figures(cli, tmp_path):
     assert '| Siamese [euclidean] | 70.50 ± 6.35 |' in md and '| Margin | – |' in md   # a baseline's row names its distance
     assert r'\textbf{90.50 $\pm$ 6.35}' in (runs/'tables'/'table_digits.tex').read_text()
     assert (runs/'tables'/'table_digits.csv').read_text().splitlines()[0] == 'Model,Recall@1,F-score,NMI,RP,MAP@R'
-    assert 'missing runs (4)' in r.stdout and 'multisim' in r.stdout and 'margin' in r.stdout   # every '–' is listed
+    assert 'missing runs (6)' in r.stdout and 'multisim' in r.stdout and 'margin' in r.stdout and 'softmax' in r.stdout   # every '–' is listed
     r = cli('figures', '--runs', runs, '--out', tmp_path/'figs')
     assert r.returncode == 0, r.stderr
     assert (tmp_path/'figs'/'figure_digits.png').stat().st_size > 0

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 import gdml.data as data
+import gdml.datacache as datacache
 from gdml.data import PUBLISHED, class_counts, load_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,7 +89,7 @@ def test_paper_dataset_counts_and_cache(name, monkeypatch):
     assert torch.allclose(ds.std, torch.tensor(std), atol=0.01), ds.std
     # the decoded arrays are cached, never inside a read-only data root
     assert ds.cache_file is not None and ds.cache_file.is_file()
-    if not data._writable(root / REAL_DIRS[name]): assert root not in ds.cache_file.parents
+    if not datacache.writable(root / REAL_DIRS[name]): assert root not in ds.cache_file.parents
     # second load: from the cache, without decoding anything
     monkeypatch.setattr(data, 'read_idx', fail_if_called)
     monkeypatch.setattr(data, 'decode_images', fail_if_called)

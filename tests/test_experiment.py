@@ -100,7 +100,8 @@ def test_a_failed_run_leaves_its_notebook_and_no_record(tmp_path):
 
 def test_record_writes_are_atomic(tmp_path, monkeypatch):
     config = make_config(**TINY)
-    record = dict(config=config.__dict__, **_META, arrays=dict(test_embeddings=np.zeros((2, 2)), test_labels=np.zeros(2)))
+    record = dict(config=config.__dict__, **{**_META, 'config_hash': config_hash(config)},
+                  arrays=dict(test_embeddings=np.zeros((2, 2)), test_labels=np.zeros(2)))
     real_replace = os.replace
     def fail_on_result(src, dst):
         if Path(dst).name == RESULT: raise OSError('disk full')
