@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 
 from .protocol import DEFAULTS as D, CLAIM_METRICS
-from .data import check_images
+from .images import check_images
 from .slices import query_subset
-from .metrics import RANKINGS, RetrievalIndex, check_embeddings, pml_ranking_metrics, ood_auroc, compactness
+from .metrics import RANKINGS, RetrievalIndex, check_embeddings, pml_ranking_metrics
+from .claim_metrics import ood_auroc, compactness
 from .corruptions import CORRUPTIONS, SEVERITIES, corrupt, check_corruption
 
 # %% auto #0

@@ -13,7 +13,7 @@ import torch
 import torchvision.transforms.v2.functional as F
 from torchvision.transforms.v2 import InterpolationMode
 
-from .data import check_images
+from .images import check_images
 
 # %% auto #0
 __all__ = ['SEVERITIES', 'REFERENCE_SIDE', 'ELASTIC_FIELDS', 'ELASTIC_SMOOTHNESS', 'CORRUPTIONS', 'Corruption',

@@ -15,13 +15,12 @@ import torch
 
 from .protocol import DATASETS
 from .datacache import cache_dir, cache_candidates, read_cache, write_cache, remove_stale_caches
+from .images import DataError, scan_image_folder, decode_images, check_images, match_images
 
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'DEBIAN_FASHION_MNIST', 'GREY_WEIGHTS', 'DataError', 'class_counts', 'channel_stats', 'home_relative',
-           'GDMLDataset', 'check_dataset', 'check_labels', 'data_root', 'read_idx', 'image_extensions',
-           'scan_image_folder', 'scale_16bit', 'decode_images', 'load_dataset', 'check_images', 'to_grey',
-           'match_images']
+__all__ = ['PUBLISHED', 'DEBIAN_FASHION_MNIST', 'class_counts', 'channel_stats', 'home_relative', 'GDMLDataset', 'check_dataset',
+           'check_labels', 'data_root', 'read_idx', 'load_dataset']
 
 # %% ../nbs/00b_data.ipynb #7534a573
 # Published class names (label order), image shape (C, H, W) and per-class train / test counts.
@@ -38,11 +37,6 @@ PUBLISHED = {
         classes=['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'],
         shape=(3, 32, 32), train=[5000] * 10, test=[1000] * 10),
 }
-
-# %% ../nbs/00b_data.ipynb #d5e1a002
-class DataError(ValueError):
-    "Bad data: a corrupt or truncated file, a wrong layout, or counts that differ from the published ones."
-
 
 # %% ../nbs/00b_data.ipynb #1f485141
 def class_counts(y: torch.Tensor | np.ndarray, n_classes: int | None = None) -> torch.Tensor:
@@ -216,90 +210,6 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
                          f"file holds {len(data) - header}; the file is truncated or corrupt")
     return np.frombuffer(data, np.uint8, offset=header).reshape(dims).copy()
 
-# %% ../nbs/00b_data.ipynb #df3f2df8
-def image_extensions() -> tuple[str, ...]:
-    "The file name endings read as images (torchvision's `IMG_EXTENSIONS`, lower case)."
-    from torchvision.datasets.folder import IMG_EXTENSIONS
-    return IMG_EXTENSIONS
-
-def _list_classes(split_dir: Path) -> list[str]:
-    return sorted(e.name for e in os.scandir(split_dir) if e.is_dir() and not e.name.startswith('.'))
-
-def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], dict[str, list[tuple[str, int]]]]:
-    "Classes and `{'train': [(path, label)], 'test': [...]}` (paths as str) of an ImageFolder-style directory, with layout checks."
-    root = Path(root)
-    for split in ('train', 'test'):
-        if not (root / split).is_dir():
-            raise FileNotFoundError(f"{root}: not an ImageFolder-style directory: {root / split} is missing "
-                                    f"(expected {root}/train/<class>/* and {root}/test/<class>/*)")
-    classes = _list_classes(root / 'train')
-    if len(classes) < 2:
-        raise DataError(f"{root / 'train'}: an image folder needs at least two class folders, found {classes}")
-    test_classes = _list_classes(root / 'test')
-    if test_classes != classes:
-        raise DataError(f"{root}: train and test class folders differ: only in train {sorted(set(classes) - set(test_classes))}, "
-                         f"only in test {sorted(set(test_classes) - set(classes))}")
-    ext = image_extensions()
-    items = {}
-    for split in ('train', 'test'):
-        # plain strings, not Paths: building 60,000 Path objects costs seconds on every load
-        items[split] = [(os.path.join(root, split, c, f), i) for i, c in enumerate(classes)
-                        for f in sorted(os.listdir(os.path.join(root, split, c)))
-                        if f.lower().endswith(ext) and not f.startswith('.')]
-        if not items[split]: raise DataError(f"{root / split}: no image files ({', '.join(ext)}) in its class folders")
-    return classes, items
-
-# %% ../nbs/00b_data.ipynb #ff75456c
-def scale_16bit(im, path) -> np.ndarray:
-    "A 16-bit greyscale image (PIL mode I;16*, or I holding 0..65535) scaled to uint8: v * 255 / 65535, rounded."
-    a = np.asarray(im)
-    if im.mode == 'F' or a.size and (a.min() < 0 or a.max() > 65535):
-        raise DataError(f"{path}: a {'32-bit float' if im.mode == 'F' else '32-bit integer'} image (PIL mode {im.mode}); "
-                        "gdml reads 8- and 16-bit images: convert it to 8-bit or 16-bit PNG first")
-    # PIL's convert('L') clips 16-bit values to 255 instead of scaling them: every pixel above 255 turns white
-    return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-
-def _decode_one(path: str | Path) -> np.ndarray:
-    "One image as uint8 (H, W) (greyscale) or (H, W, 3) (colour); 16-bit greyscale is scaled to 8 bits."
-    from PIL import Image
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode.startswith('I') or im.mode == 'F': return scale_16bit(im, path)
-            return np.asarray(im.convert('L' if im.mode in ('1', 'L') else 'RGB'))
-    except DataError: raise
-    except Exception as e:  # PIL raises several types (UnidentifiedImageError, OSError, SyntaxError, ...)
-        raise DataError(f"{path}: unreadable image ({type(e).__name__}: {e})") from e
-
-
-# %% ../nbs/00b_data.ipynb #f4deba56
-def decode_images(paths: Sequence[str | Path], workers: int | None = None, progress: bool | None = None) -> np.ndarray:
-    "Decode image files of one size into a uint8 array (N, C, H, W); C is 1 if all are greyscale, else 3."
-    from tqdm.auto import tqdm
-    paths = list(paths)
-    if not paths: raise DataError("decode_images: no image files given")
-    first = _decode_one(paths[0])
-    h, w = first.shape[:2]
-    out = np.empty((len(paths), h, w, 3), np.uint8)
-    colour = np.zeros(len(paths), bool)
-    def decode_chunk(lo, hi):
-        for i in range(lo, hi):
-            a = _decode_one(paths[i])
-            if a.shape[:2] != (h, w):
-                raise DataError(f"{paths[i]}: image size {a.shape[1]}x{a.shape[0]} differs from {w}x{h} of "
-                                 f"{paths[0]}; all images must have one size (resize them first)")
-            out[i] = a[..., None] if a.ndim == 2 else a
-            colour[i] = a.ndim == 3
-        return hi - lo
-    workers = workers or min(8, os.cpu_count() or 1)
-    chunks = [(lo, min(lo + 512, len(paths))) for lo in range(0, len(paths), 512)]
-    with ThreadPoolExecutor(workers) as ex, tqdm(total=len(paths), desc='decoding images', unit='img', leave=False,
-                                                 disable=(len(paths) < 2000) if progress is None else not progress) as bar:
-        for n in ex.map(lambda c: decode_chunk(*c), chunks): bar.update(n)
-    out = out.transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(out if colour.any() else out[:, :1])
-
-
 # %% ../nbs/00b_data.ipynb #eadd0a5f
 _IDX_STEMS = dict(x_train='train-images-idx3-ubyte', y_train='train-labels-idx1-ubyte',
                   x_test='t10k-images-idx3-ubyte', y_test='t10k-labels-idx1-ubyte')
@@ -472,32 +382,3 @@ def _from_arrays(src: _Source, arrays: dict, cache_file: Path | None) -> GDMLDat
     return GDMLDataset(src.name, t['x_train'], t['y_train'], t['x_test'], t['y_test'], [str(c) for c in arrays['classes']],
                        t['mean'].float(), t['std'].float(), cache_file=cache_file)
 
-
-# %% ../nbs/00b_data.ipynb #a7e01c64
-def check_images(images) -> torch.Tensor:
-    "`images` as a torch tensor when they are uint8 (N, C, H, W) with 1 or 3 channels (numpy or torch), else ValueError."
-    if not isinstance(images, (np.ndarray, torch.Tensor)):
-        raise ValueError(f"images must be a uint8 numpy array or torch tensor (N, C, H, W), got {type(images).__name__}")
-    shape, dtype = tuple(images.shape), images.dtype
-    if images.ndim != 4 or dtype not in (np.uint8, torch.uint8) or shape[1] not in (1, 3):
-        raise ValueError(f"images must be uint8 (N, C, H, W) with C = 1 or 3, got {dtype} {shape}")
-    return torch.as_tensor(images)
-
-GREY_WEIGHTS = (0.299, 0.587, 0.114)   # ITU-R BT.601 luma, as PIL's and torchvision's conversions
-
-def to_grey(x: torch.Tensor) -> torch.Tensor:
-    """uint8 RGB images (N, 3, H, W) as grey (N, 1, H, W): a pixel whose three channels are equal keeps that value
-    exactly, any other is weighted in floating point and rounded (torchvision's uint8 conversion truncates, and its
-    weights sum to 0.9999: it reads (v, v, v) as v - 1)."""
-    w = torch.tensor(GREY_WEIGHTS, dtype=torch.float64).view(1, 3, 1, 1)
-    grey = (x.double() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
-    equal = (x[:, :1] == x[:, 1:2]) & (x[:, :1] == x[:, 2:3])
-    return torch.where(equal, x[:, :1], grey)
-
-def match_images(images, shape) -> torch.Tensor:
-    "uint8 images as the image shape `(C, H, W)`: greyscale <-> RGB converted (`to_grey`), resized with antialiasing."
-    import torchvision.transforms.v2.functional as F
-    x = check_images(images)
-    c, h, w = shape
-    if x.shape[1] != c: x = to_grey(x) if c == 1 else x.repeat(1, 3, 1, 1)
-    return F.resize(x, [h, w], antialias=True) if tuple(x.shape[-2:]) != (h, w) else x

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import DataError, decode_images, image_extensions, scale_16bit, match_images
+from .images import DataError, decode_images, image_extensions, scale_16bit, match_images
 from .slices import seeded_order
 from .distill import make_student, extraction_kwargs
 from .protocol import EXTRACTIONS, LEGACY

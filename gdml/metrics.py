@@ -22,10 +22,9 @@ from .protocol import METRICS
 from .data import check_labels
 
 # %% auto #0
-__all__ = ['EXTRA_METRICS', 'RANKINGS', 'LOO_METRICS', 'check_embeddings', 'RetrievalIndex', 'ranking_metrics',
+__all__ = ['EXTRA_METRICS', 'RANKINGS', 'to_numpy', 'check_embeddings', 'sq_dists', 'top_r', 'RetrievalIndex', 'ranking_metrics',
            'pml_ranking_metrics', 'nn_predictions', 'canonical_order', 'kmeans_clusters', 'evaluate',
-           'brute_force_metrics', 'summarise', 'knn_distance', 'ood_auroc', 'silhouette', 'compactness',
-           'leave_one_out_metrics']
+           'brute_force_metrics', 'summarise']
 
 # %% ../nbs/06_metrics.ipynb #1e91db0f
 # METRICS, the paper's five, come from gdml.protocol
@@ -34,7 +33,7 @@ EXTRA_METRICS = ('recall_macro',)
 RANKINGS = ('pml', 'exact')
 
 # %% ../nbs/06_metrics.ipynb #2492649d
-def _to_numpy(x, name: str) -> np.ndarray:
+def to_numpy(x, name: str) -> np.ndarray:
     "`x` (numpy array, torch tensor or sequence) as a numpy array."
     if isinstance(x, torch.Tensor): x = x.detach().cpu().numpy()
     try: return np.asarray(x)
@@ -42,7 +41,7 @@ def _to_numpy(x, name: str) -> np.ndarray:
 
 def check_embeddings(emb, labels, name: str = 'emb') -> tuple[np.ndarray, np.ndarray]:
     "Validated `(float64 embeddings (N, D), labels (N,))`; raises a one-line `ValueError` on bad shapes or non-finite values."
-    emb, labels = _to_numpy(emb, name), _to_numpy(labels, f"{name} labels")
+    emb, labels = to_numpy(emb, name), to_numpy(labels, f"{name} labels")
     if emb.ndim != 2: raise ValueError(f"{name} must be 2-D (n_samples, dim), got shape {emb.shape}")
     if emb.shape[0] == 0 or emb.shape[1] == 0: raise ValueError(f"{name} is empty (shape {emb.shape}); need at least one sample of dim >= 1")
     if not (np.issubdtype(emb.dtype, np.number) or emb.dtype == bool):
@@ -55,7 +54,7 @@ def check_embeddings(emb, labels, name: str = 'emb') -> tuple[np.ndarray, np.nda
     return emb, labels
 
 # %% ../nbs/06_metrics.ipynb #0fd0c359
-def _sq_dists(q: np.ndarray, ref: np.ndarray) -> np.ndarray:
+def sq_dists(q: np.ndarray, ref: np.ndarray) -> np.ndarray:
     "Squared Euclidean distances (len(q), len(ref)) in float64."
     if q.shape[1] > 8:  # high dimension: the BLAS expansion |q|^2 + |r|^2 - 2 q.r is faster
         d = (q * q).sum(1)[:, None] + (ref * ref).sum(1)[None, :] - 2.0 * (q @ ref.T)
@@ -67,7 +66,7 @@ def _sq_dists(q: np.ndarray, ref: np.ndarray) -> np.ndarray:
         dj = np.subtract.outer(q[:, j], ref[:, j]); dj *= dj; d += dj
     return d
 
-def _top_r(d: np.ndarray, r: int) -> np.ndarray:
+def top_r(d: np.ndarray, r: int) -> np.ndarray:
     "Indices of the `r` nearest references per row of `d`, ordered by (distance, index)."
     n = d.shape[1]
     if r == n: top = np.broadcast_to(np.arange(n), d.shape).copy()
@@ -86,7 +85,7 @@ def _top_r(d: np.ndarray, r: int) -> np.ndarray:
 
 def _ranking_chunk(test_emb, q, train_emb, is_c, r):
     "Per-query (R-Precision, MAP@R) of the test rows `q`, all of one class with `r` train samples (`is_c`)."
-    rel = is_c[_top_r(_sq_dists(test_emb[q], train_emb), r)]
+    rel = is_c[top_r(sq_dists(test_emb[q], train_emb), r)]
     hits = np.cumsum(rel, axis=1)
     return hits[:, -1] / r, (rel * hits / np.arange(1, r + 1, dtype=np.float64)).sum(1) / r
 
@@ -101,7 +100,7 @@ def _threads() -> int: return max(1, min(4, torch.get_num_threads(), os.cpu_coun
 
 def _threshold(q: np.ndarray, sample: np.ndarray, k: int) -> np.ndarray:
     "Per query, the squared distance of its `k`-th nearest row of `sample` (0-based `k`)."
-    return np.partition(_sq_dists(q, sample), k, axis=1)[:, k]
+    return np.partition(sq_dists(q, sample), k, axis=1)[:, k]
 
 def _packed_ranking(d: np.ndarray, mask: np.ndarray, counts: np.ndarray, is_rel: np.ndarray, r: int) -> np.ndarray:
     "Rows of keys sorted ascending: each candidate distance's float64 bits with its relevance in the last bit."
@@ -121,7 +120,7 @@ def _fast_chunk(q, ref, ref_x, rel_bits, r, sample, k_sample, exact_rows):
         lo = np.searchsorted(ref_x, (q[:, 0] - rho).min(), 'left')
         hi = np.searchsorted(ref_x, (q[:, 0] + rho).max(), 'right')
     else: t, lo, hi = np.full(len(q), np.inf), 0, len(ref)
-    d = _sq_dists(q, ref[lo:hi])                          # every reference within t lies in this band
+    d = sq_dists(q, ref[lo:hi])                          # every reference within t lies in this band
     mask = d <= t[:, None]
     counts = mask.sum(1)
     packed = _packed_ranking(d, mask, counts, rel_bits[lo:hi], r)
@@ -164,7 +163,7 @@ class RetrievalIndex:
         dist, idx = self._tree.query(test_emb, k=2)
         nearest = idx[:, 0].copy()
         for i in np.flatnonzero(dist[:, 1] <= dist[:, 0]):
-            nearest[i] = np.argmin(_sq_dists(test_emb[i:i + 1], self.emb)[0])
+            nearest[i] = np.argmin(sq_dists(test_emb[i:i + 1], self.emb)[0])
         return self.labels[nearest]
 
     def _jobs(self, test_emb, q_idx, c, r: int, rows: int) -> list:
@@ -304,7 +303,7 @@ def brute_force_metrics(train_emb, train_labels, test_emb, test_labels, clusters
         rel = (ytr[ranked[q, :r]] == yte[q]).astype(float)
         rps.append(rel.sum() / r)
         aps.append(sum(rel[i] * rel[:i + 1].sum() / (i + 1) for i in range(r)) / r)
-    clusters = np.asarray(_to_numpy(clusters, 'clusters'))
+    clusters = np.asarray(to_numpy(clusters, 'clusters'))
     n = len(yte)
     joint = np.array([[np.sum((yte == a) & (clusters == b)) for b in np.unique(clusters)] for a in np.unique(yte)]) / n
     pa, pb = joint.sum(1), joint.sum(0)
@@ -344,136 +343,3 @@ def summarise(runs: Iterable[Mapping], *, metrics: Iterable[str] | None = None) 
     tq = stats.t.ppf(0.975, np.maximum(out['n'] - 1, 1))
     out['ci95'] = np.where(out['n'] >= 2, tq * out['sd'] / np.sqrt(out['n']), np.nan)
     return out[keys + ['metric', 'mean', 'ci95', 'n']].reset_index(drop=True)
-
-# %% ../nbs/06_metrics.ipynb #2d61aa09
-from scipy.spatial.distance import cdist
-from sklearn.metrics import roc_auc_score, roc_curve, silhouette_score
-from sklearn.neighbors import NearestNeighbors
-
-# %% ../nbs/06_metrics.ipynb #dc2ea66f
-def _check_matrix(x, name: str) -> np.ndarray:
-    "Validated float64 embeddings (N, D) that come without labels."
-    x = _to_numpy(x, name)
-    return check_embeddings(x, np.zeros(x.shape[0] if x.ndim else 0), name)[0]
-
-def knn_distance(train_emb, emb, k: int = 1) -> np.ndarray:
-    "Euclidean distance of each row of `emb` to its `k`-th nearest row of `train_emb` (sklearn `NearestNeighbors`: a k-d tree in low dimension)."
-    return NearestNeighbors(n_neighbors=k).fit(train_emb).kneighbors(emb)[0][:, k - 1]
-
-def ood_auroc(train_emb, id_emb, ood_emb, k: int = 1) -> dict[str, float]:
-    """OOD detection by the distance to the `k`-th nearest train embedding, in percent: `{'auroc', 'fpr95'}`.
-
-    `auroc`: sklearn's `roc_auc_score` of that score with OOD as the positive class; `fpr95`: the FPR@95 of the OOD
-    literature (Hendrycks & Gimpel; ODIN): the share of `ood_emb` rows accepted as in-distribution when the threshold
-    keeps 95% of the `id_emb` rows. Accepts numpy arrays or torch tensors of one dimension D."""
-    tr, idm, ood = (_check_matrix(e, n) for e, n in ((train_emb, 'train_emb'), (id_emb, 'id_emb'), (ood_emb, 'ood_emb')))
-    for e, n in ((idm, 'id_emb'), (ood, 'ood_emb')):
-        if e.shape[1] != tr.shape[1]: raise ValueError(f"{n} has dim {e.shape[1]} but train_emb has dim {tr.shape[1]}; they must match")
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or not 1 <= k <= len(tr):
-        raise ValueError(f"k={k!r} must be an integer in 1..{len(tr)} (the number of train embeddings)")
-    score = np.concatenate([knn_distance(tr, idm, int(k)), knn_distance(tr, ood, int(k))])
-    is_ood = np.r_[np.zeros(len(idm)), np.ones(len(ood))]
-    # ID is the positive class of FPR@95 (kept = near the train set): every threshold kept, so that the first one
-    # that keeps >= 95% of the ID rows is not skipped as "collinear"
-    ood_kept, id_kept, _ = roc_curve(1 - is_ood, -score, drop_intermediate=False)
-    return dict(auroc=100.0 * float(roc_auc_score(is_ood, score)),
-                fpr95=100.0 * float(ood_kept[np.searchsorted(id_kept, 0.95, side='left')]))
-
-# %% ../nbs/06_metrics.ipynb #5b7c0eaf
-def silhouette(emb: np.ndarray, labels: np.ndarray, *, chunk_elems: int = 2**22) -> float:
-    """sklearn's `silhouette_score` (Euclidean, every point), computed in row chunks: each chunk's distances to
-    every point are summed per class by one matrix product, never the (n, n) matrix. For 10k 2-D points
-    sklearn's own routine took seconds (a float64 Gram matrix and its copies); this takes a fraction."""
-    emb = np.asarray(emb, np.float64)
-    classes, inverse = np.unique(labels, return_inverse=True)
-    onehot = np.zeros((len(emb), len(classes))); onehot[np.arange(len(emb)), inverse] = 1.0
-    sizes = onehot.sum(0)
-    rows, scores = max(1, chunk_elems // len(emb)), np.empty(len(emb))
-    for s in range(0, len(emb), rows):
-        own = inverse[s:s + rows]
-        sums = np.sqrt(_sq_dists(emb[s:s + rows], emb)) @ onehot       # (chunk, classes): distance sums per class
-        a = sums[np.arange(len(own)), own] / np.maximum(sizes[own] - 1, 1)
-        sums[np.arange(len(own)), own] = np.inf
-        b = (sums / sizes).min(1)
-        with np.errstate(invalid='ignore', divide='ignore'):
-            scores[s:s + rows] = np.where(sizes[own] > 1, np.nan_to_num((b - a) / np.maximum(a, b)), 0.0)
-    return float(scores.mean())
-
-def compactness(emb, labels, *, max_samples: int = 10_000, seed: int = 0) -> dict[str, float]:
-    """`{'silhouette', 'intra_inter_ratio'}` of embeddings grouped by label (not percentages).
-
-    `silhouette`: sklearn's `silhouette_score` (Euclidean), on a random subset of `max_samples`
-    points (`random_state=seed`) when there are more. `intra_inter_ratio`: mean over classes of the
-    mean member-to-centroid distance, divided by the mean over classes of the distance from the
-    class centroid to the nearest other centroid (all points; lower is more compact)."""
-    emb, labels = check_embeddings(emb, labels, 'emb')
-    classes, inverse = np.unique(labels, return_inverse=True)
-    if not 2 <= len(classes) < len(emb):
-        raise ValueError(f"compactness needs between 2 and n_samples - 1 = {len(emb) - 1} classes, got {len(classes)}")
-    if max_samples < len(classes) + 1:
-        raise ValueError(f"max_samples={max_samples} must exceed the number of classes ({len(classes)})")
-    # sklearn's subsample for silhouette_score(sample_size=max_samples, random_state=seed), then every point of it (by
-    # position: only sets above `max_samples` points, larger than any of the paper's test sets, depend on their order)
-    keep = np.random.RandomState(seed).permutation(len(emb))[:max_samples] if len(emb) > max_samples else np.arange(len(emb))
-    # the points in `canonical_order`: every float sum in one order, however the rows are stored
-    keep = keep[canonical_order(emb[keep], labels[keep])]
-    sil = silhouette(emb[keep], labels[keep])
-    order = canonical_order(emb, labels)
-    emb, inverse = emb[order], inverse[order]
-    centroids = np.stack([emb[inverse == i].mean(0) for i in range(len(classes))])
-    intra = np.array([np.linalg.norm(emb[inverse == i] - centroids[i], axis=1).mean() for i in range(len(classes))])
-    between = cdist(centroids, centroids)
-    np.fill_diagonal(between, np.inf)
-    inter = between.min(1).mean()
-    return dict(silhouette=float(sil), intra_inter_ratio=float(intra.mean() / inter) if inter > 0 else math.inf)
-
-# %% ../nbs/06_metrics.ipynb #6a52330e
-LOO_METRICS = ('recall_at_1', 'r_precision', 'map_at_r')
-
-def _loo_exact_chunk(emb, q, is_c, r):
-    "Per-query (hit@1, R-Precision, MAP@R) of rows `q`, all of one class (`is_c`) with `r` other members."
-    d = _sq_dists(emb[q], emb)
-    d[np.arange(len(q)), q] = np.inf  # a query is never its own neighbour
-    rel = is_c[_top_r(d, r)]
-    hits = np.cumsum(rel, axis=1)
-    return rel[:, 0], hits[:, -1] / r, (rel * hits / np.arange(1, r + 1, dtype=np.float64)).sum(1) / r
-
-def _loo_exact(emb, labels, chunk_elems: int = 2**23) -> tuple[float, float, float]:
-    rows, parts = max(1, chunk_elems // len(emb)), []
-    for c, n in zip(*np.unique(labels, return_counts=True)):
-        if n < 2: continue  # a lone query has nothing relevant to retrieve
-        q_idx, is_c = np.flatnonzero(labels == c), labels == c
-        parts += [_loo_exact_chunk(emb, q_idx[s:s + rows], is_c, int(n) - 1) for s in range(0, n, rows)]
-    if not parts: return math.nan, math.nan, math.nan
-    return tuple(float(np.concatenate([p[i] for p in parts]).mean()) for i in range(3))
-
-
-# %% ../nbs/06_metrics.ipynb #77a896a7
-def _loo_pml(emb, labels, batch: int = 1024, seed: int = 0) -> tuple[float, float, float]:
-    codes = np.unique(labels, return_inverse=True)[1].ravel()
-    e32 = np.ascontiguousarray(emb, np.float32)
-    keys = ('precision_at_1', 'r_precision', 'mean_average_precision_at_r')
-    calc = AccuracyCalculator(include=keys, k='max_bin_count', device=torch.device('cpu'))
-    # PML drops query i's neighbour i, so a batch's queries go first in the reference, and faiss breaks exact ties by
-    # the lower index: batches of one class would win every tie for their own class (a collapsed embedding would score
-    # 100). Seeded batches of mixed classes leave the ties to chance.
-    queries = np.random.default_rng(seed).permutation(np.flatnonzero(np.bincount(codes)[codes] > 1))
-    sums, n = np.zeros(3), 0
-    for b in np.array_split(queries, math.ceil(len(queries) / batch)) if len(queries) else []:
-        rest = np.ones(len(codes), bool); rest[b] = False
-        order = np.concatenate([b, np.flatnonzero(rest)])
-        acc = calc.get_accuracy(e32[b], codes[b], e32[order], codes[order], ref_includes_query=True)
-        sums += len(b) * np.array([acc[k] for k in keys])
-        n += len(b)
-    return tuple(float(s / n) for s in sums) if n else (math.nan, math.nan, math.nan)
-
-def leave_one_out_metrics(emb, labels, *, ranking: str = 'exact') -> dict[str, float]:
-    """Recall@1, R-Precision and MAP@R in percent with `emb` as query and reference, each query excluding itself.
-
-    `ranking`: 'exact' (float64; exact ties by lowest index, one order for every query, so no class wins them) or
-    'pml' (PML's `AccuracyCalculator`, `ref_includes_query=True`, in seeded batches of mixed classes). Queries whose
-    class has no other sample are left out (NaN if all are)."""
-    if ranking not in RANKINGS: raise ValueError(f"ranking={ranking!r} is not one of {RANKINGS}")
-    emb, labels = check_embeddings(emb, labels, 'emb')
-    values = (_loo_pml if ranking == 'pml' else _loo_exact)(emb, labels)
-    return {k: 100.0 * v for k, v in zip(LOO_METRICS, values)}

@@ -9,7 +9,8 @@ import hashlib, operator
 import numpy as np
 import torch
 
-from .data import GDMLDataset, load_dataset, channel_stats, check_dataset, match_images
+from .data import GDMLDataset, load_dataset, channel_stats, check_dataset
+from .images import match_images
 
 # %% auto #0
 __all__ = ['OOD_PARTNERS', 'content_keys', 'seeded_order', 'query_subset', 'ood_images', 'class_disjoint_split']

@@ -247,7 +247,7 @@ def measure_run_claims(config: RunConfig, model, ds, unseen, device, train_emb=N
     (an eval-mode run's own embeddings), else they are embedded here."""
     from gdml.claims import measure_claims
     from gdml.slices import ood_images
-    from gdml.metrics import leave_one_out_metrics
+    from gdml.claim_metrics import leave_one_out_metrics
     embed_fn = claims_embedder(config, model, ds, device)
     train_emb = embed_fn(ds.x_train) if train_emb is None else np.asarray(train_emb)
     test_emb = embed_fn(ds.x_test) if test_emb is None else np.asarray(test_emb)

@@ -177,7 +177,7 @@ def decode_tile(data: bytes, n: int, c: int, h: int, w: int, cols: int, rows: in
 def folder_tar(name: str, folder: Path, ds, out: Path, webp_method: int, workers: int) -> dict:
     "Every image of the image-folder dataset `ds` (loaded from `folder`) tiled into lossless images, as a tar at `out`."
     from PIL import features
-    from gdml.data import scan_image_folder
+    from gdml.images import scan_image_folder
     classes, items = scan_image_folder(folder)   # load_dataset's own order: class folders, then sorted names
     c, h, w = (int(s) for s in ds.x_train.shape[1:])
     fmt = 'webp' if c == 3 and features.check('webp') else 'png'

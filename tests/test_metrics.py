@@ -7,7 +7,7 @@ import pytest
 import torch
 from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 
-from gdml.metrics import (METRICS, RANKINGS, _sq_dists, _top_r, brute_force_metrics, evaluate, kmeans_clusters,
+from gdml.metrics import (METRICS, RANKINGS, sq_dists, top_r, brute_force_metrics, evaluate, kmeans_clusters,
                           nn_predictions, pml_ranking_metrics, ranking_metrics)
 
 
@@ -43,14 +43,14 @@ def test_exact_path_matches_brute_force_on_ties(seed, dim, n_classes, side):
 
 
 def test_boundary_ties_take_the_full_sort_path():
-    # rows where ties straddle the R-th place exist in the grid data, and _top_r ranks them by index
+    # rows where ties straddle the R-th place exist in the grid data, and top_r ranks them by index
     tr, ytr, te, _ = grid_data(0)
     tr, te = tr.astype(float), te.astype(float)
-    d = _sq_dists(te, tr)
+    d = sq_dists(te, tr)
     r = 40
     kth = np.sort(d, axis=1)[:, r - 1:r]
     assert ((d <= kth).sum(1) > r).any()
-    top = _top_r(d, r)
+    top = top_r(d, r)
     want = np.stack([np.lexsort((np.arange(len(tr)), row))[:r] for row in d])
     np.testing.assert_array_equal(top, want)
 
@@ -99,7 +99,7 @@ def test_pml_path_differs_from_plain_mean_of_class_means():
 def test_distances_match_definition(dim):
     r = np.random.default_rng(dim)
     q, ref = r.normal(size=(7, dim)), r.normal(size=(9, dim))
-    np.testing.assert_allclose(_sq_dists(q, ref), ((q[:, None] - ref[None]) ** 2).sum(-1), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sq_dists(q, ref), ((q[:, None] - ref[None]) ** 2).sum(-1), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize('ranking', RANKINGS)

@@ -26,12 +26,14 @@ import numpy as np
 import torch
 
 from gdml.config import config_from_dict
-from gdml.data import load_dataset, match_images
+from gdml.data import load_dataset
+from gdml.images import match_images
 from gdml.diagnostics import embedding_diagnostics, diagnostics_summary
 from gdml.distill import make_student
 from gdml.engine import embed, pin_threads
 from gdml.files import atomic_write, stage_folder, swap_folder
-from gdml.metrics import evaluate, ood_auroc
+from gdml.metrics import evaluate
+from gdml.claim_metrics import ood_auroc
 from gdml.provenance import git_commit, source_hash
 from gdml.slices import OOD_PARTNERS, class_disjoint_split
 from gdml.store import MODEL, RESULT, load_record
