@@ -22,22 +22,24 @@ def parse_reqs(key):
     "Split a whitespace-separated requirement list, validating each with `packaging`."
     return [str(Requirement(r)) for r in cfg.get(key, "").split()]
 
-licenses = {"apache2": ("Apache Software License 2.0", "OSI Approved :: Apache Software License")}
+# settings.ini names the licence; the package declares it as an SPDX expression (PEP 639), without the licence
+# classifiers that setuptools deprecates
+licenses = {"apache2": "Apache-2.0"}
 statuses = ["1 - Planning", "2 - Pre-Alpha", "3 - Alpha", "4 - Beta", "5 - Production/Stable",
             "6 - Mature", "7 - Inactive"]
 py_versions = "3.10 3.11 3.12 3.13".split()
-lic = licenses.get(cfg["license"].lower(), (cfg["license"], None))
+lic = licenses.get(cfg["license"].lower(), cfg["license"])
 min_python = cfg["min_python"]
 
 setuptools.setup(
     name=cfg["lib_name"],
-    license=lic[0],
+    license=lic,
+    license_files=["LICENSE"],
     classifiers=["Development Status :: " + statuses[int(cfg["status"])],
                  "Intended Audience :: " + cfg["audience"].title(),
                  "Natural Language :: " + cfg["language"].title()]
                 + ["Programming Language :: Python :: " + o
-                   for o in py_versions[py_versions.index(min_python):]]
-                + (["License :: " + lic[1]] if lic[1] else []),
+                   for o in py_versions[py_versions.index(min_python):]],
     url=cfg["git_url"],
     # the papermill notebooks (`gdml run` executes run.ipynb) ship inside the package as gdml/notebooks/*.ipynb
     packages=setuptools.find_packages(include=["gdml", "gdml.*"]) + ["gdml.notebooks"],

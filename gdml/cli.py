@@ -4,21 +4,35 @@
 
 # %% ../nbs/10_cli.ipynb #5c148138
 from __future__ import annotations
-import argparse, ast, dataclasses, os, sys, time
+import argparse, ast, dataclasses, errno, os, sys, time
 from pathlib import Path
 
-from .protocol import CHOICES, METHODS, DATASETS, PROFILES
+from .protocol import CHOICES, METHODS, DATASETS, PROFILES, FIELDS
 from .config import RunConfig, ConfigError, make_config
 
 # %% auto #0
-__all__ = ['HYPER', 'SWEEP_EPILOG', 'COMMANDS', 'GdmlParser', 'add_hyper_options', 'hyper_values', 'build_parser', 'cmd_run',
-           'cmd_sweep', 'cmd_tables', 'cmd_figures', 'cmd_demo', 'cmd_embed', 'main']
+__all__ = ['HYPER', 'SWEEP_EPILOG', 'WRITE_ERRORS', 'COMMANDS', 'GdmlParser', 'add_hyper_options', 'hyper_values', 'build_parser',
+           'cmd_run', 'cmd_sweep', 'cmd_tables', 'cmd_figures', 'cmd_demo', 'cmd_embed', 'main']
 
 # %% ../nbs/10_cli.ipynb #bc53894d
+def _dash_values(parser: argparse.ArgumentParser, args: list[str]) -> list[str]:
+    """`args` with a value that starts with '-' joined to its option (`--lr -inf` -> `--lr=-inf`): argparse would take
+    it for an option and refuse ('expected one argument') before the value's own check could say what is allowed."""
+    options = {s for a in parser._actions for s in a.option_strings}
+    valued = {s for a in parser._actions if isinstance(a, argparse._StoreAction) and a.nargs is None for s in a.option_strings}
+    out, i = [], 0
+    while i < len(args):
+        if args[i] in valued and i + 1 < len(args) and args[i + 1].startswith('-') and args[i + 1] not in options:
+            out.append(f"{args[i]}={args[i + 1]}"); i += 2
+        else: out.append(args[i]); i += 1
+    return out
+
 class GdmlParser(argparse.ArgumentParser):
-    "An `ArgumentParser` whose errors are one line and exit with status 2."
+    "An `ArgumentParser` whose errors are one line and exit with status 2, and whose options take values that start with '-'."
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
+    def parse_known_args(self, args=None, namespace=None):
+        return super().parse_known_args(_dash_values(self, list(sys.argv[1:] if args is None else args)), namespace)
 
 
 # %% ../nbs/10_cli.ipynb #f25cb5a5
@@ -156,14 +170,29 @@ def _check_device(device: str):
     try: get_device(device)
     except ValueError as e: raise ConfigError(str(e)) from None
 
+WRITE_ERRORS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS)   # a full disk, a file-size limit, a quota, read-only
+
+def _unread_note(config, given: dict) -> str | None:
+    "One line naming the options given that `config`'s method does not read (they keep the profile's value), else None."
+    from gdml.protocol import fields_read
+    unread = [k for k in given if k not in fields_read(config.method, {k: getattr(config, k) for k in FIELDS})]
+    if not unread: return None
+    return (f"note: {config.method} does not read {', '.join('--' + k.replace('_', '-') for k in unread)}; "
+            f"the run keeps the {config.profile} profile's value{'s' if len(unread) > 1 else ''}")
+
 def _run_in_process(config, args) -> dict:
     "The in-process run's status: 'skipped' when its record exists, else 'done' (or 'failed' when training diverged)."
     from gdml.config import run_dir
     from gdml.store import run_and_write, has_record
     from gdml.engine import NonFiniteLossError
-    if not args.force and has_record(config, args.out): return dict(status='skipped', dir=str(run_dir(config, args.out)))
-    try: return dict(status='done', dir=str(run_and_write(config, args.out, force=args.force, progress=True)))
+    skip = not args.force and has_record(config, args.out)   # run_and_write then only tidies what killed attempts left
+    try: return dict(status='skipped' if skip else 'done', dir=str(run_and_write(config, args.out, force=args.force, progress=True)))
     except NonFiniteLossError as e: return dict(status='failed', error=f"{type(e).__name__}: {e}")
+    except OSError as e:
+        if e.errno not in WRITE_ERRORS: raise
+        # the record is built beside the old one and swapped in whole (gdml.store.write_record): the old one stays
+        return dict(status='failed', error=f"the record could not be written under {args.out} ({e.strerror}); "
+                                           "any record of the run that was there is kept")
 
 def cmd_run(args) -> int:
     "`gdml run`: one configuration, through the run notebook (or in process); prints its folder and metrics."
@@ -172,6 +201,8 @@ def cmd_run(args) -> int:
     from gdml.execute import execute_run
     config = make_config(args.dataset, args.method, args.seed, args.profile, **hyper_values(args))
     check_out_dir(args.out, '--out'); _check_device(config.device)   # before any training
+    note = _unread_note(config, {k: v for k, v in hyper_values(args).items() if k != 'device'})
+    if note: print(f"gdml run: {note}", file=sys.stderr)
     st = _run_in_process(config, args) if args.in_process else execute_run(config, args.out, force=args.force)
     if st['status'] == 'failed':
         see = f" (see {st['notebook']})" if st.get('notebook') else ''
@@ -206,7 +237,7 @@ def cmd_sweep(args) -> int:
 def cmd_tables(args) -> int:
     "`gdml tables`: write and print the tables; list the missing runs."
     from gdml.config import check_out_dir
-    from gdml.reporting import write_tables
+    from gdml.tables import write_tables
     check_out_dir(args.out or Path(args.runs)/'tables', '--out')
     res = write_tables(args.runs, args.out, datasets=args.datasets, methods=args.methods, profile=args.profile,
                        where=dict(args.where))
@@ -231,7 +262,7 @@ def _print_holes(holes):
 def cmd_figures(args) -> int:
     "`gdml figures`: write the embedding figures."
     from gdml.config import check_out_dir
-    from gdml.reporting import write_figures
+    from gdml.figures import write_figures
     check_out_dir(args.out or Path(args.runs)/'figures', '--out')
     res = write_figures(args.runs, args.out, datasets=args.datasets, methods=args.methods, seed=args.seed,
                         profile=args.profile, where=dict(args.where))
@@ -245,7 +276,8 @@ def cmd_demo(args) -> int:
     "`gdml demo`: the quick sweep on digits (5 methods x `--seeds` seeds), then the table and the figure."
     from gdml.sweep import expand_grid, run_sweep
     from gdml.config import check_out_dir
-    from gdml.reporting import write_tables, write_figures
+    from gdml.tables import write_tables
+    from gdml.figures import write_figures
     t0, out = time.perf_counter(), check_out_dir(args.out, '--out')
     # the demo is CPU-sized: device='cpu' and no GPU workers, even on a GPU machine
     res = run_sweep(expand_grid(['digits'], METHODS, args.seeds, 'quick', device='cpu'), out/'runs',

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime, json, os, random, tempfile, time, uuid
 from pathlib import Path
 
-from .files import atomic_write, folder_lock
+from .files import atomic_write, folder_lock, remove_leftovers
 from .config import RunConfig, config_dict, config_hash, dataset_slug, run_dir, check_out_dir
 from .provenance import source_root
 from .train import ZHAT_CACHE
@@ -145,13 +145,6 @@ def _record_id(d: Path) -> str | None:
     try: return load_record(d)['run_id']
     except (OSError, ValueError, KeyError): return None
 
-def _remove_leftovers(d: Path):
-    "What a killed attempt left beside (or in) run folder `d`: its notebook, a half-built record, temporary files."
-    import shutil
-    for p in [*d.parent.glob(f'.{d.name}.new-*'), *d.parent.glob(f'.{d.name}.old-*'), *d.parent.glob(f'.{d.name}.attempt-*.ipynb'),
-              *d.glob('.*.tmp'), *d.glob('.attempt-*.ipynb')]:
-        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-
 def _name_notebook(d: Path):
     "Name the executed notebook in the record it wrote (the notebook ran under a temporary name)."
     try: meta = json.loads((d/RESULT).read_text())
@@ -195,10 +188,10 @@ def execute_run(config: RunConfig,           # what to run
     check_out_dir(out_dir)
     with folder_lock(d, 'run folder'):   # FolderBusy (one line) while another process writes this record
         if not force and has_record(config, out_dir): return dict(status, status='skipped')   # finished meanwhile
-        _remove_leftovers(d)
+        remove_leftovers(d)
         try: return _execute(config, out_dir, status, notebook, kernel_name, retries, stagger, execution_timeout, zhat_cache)
         except KeyboardInterrupt:   # Ctrl-C (gdml.cli stops the kernel first): the attempt leaves nothing behind
-            _remove_leftovers(d); raise
+            remove_leftovers(d); raise
 
 def _execute(config, out_dir, status, notebook, kernel_name, retries, stagger, execution_timeout, zhat_cache) -> dict:
     "`execute_run` once it holds the run folder's lock."

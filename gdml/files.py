@@ -8,7 +8,8 @@ import contextlib, errno, json, os, shutil, socket, stat, sys, tempfile, uuid
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['file_mode', 'atomic_write', 'folder_mode', 'stage_folder', 'swap_folder', 'FolderBusy', 'lock_path', 'folder_lock']
+__all__ = ['file_mode', 'atomic_write', 'folder_mode', 'stage_folder', 'swap_folder', 'FolderBusy', 'lock_path', 'folder_lock',
+           'remove_leftovers']
 
 # %% ../nbs/00a_files.ipynb #07df0855
 def _umask() -> int:
@@ -130,3 +131,14 @@ def folder_lock(folder: str | os.PathLike, # the folder to write alone
             try: p.rmdir()
             except OSError: break
 
+
+# %% ../nbs/00a_files.ipynb #5f9002ac
+def remove_leftovers(d: str | os.PathLike) -> list[Path]:
+    """Remove what killed attempts to write folder `d` left beside it or in it: a half-built copy (`stage_folder`), an
+    old one on its way out, an attempt's notebook, temporary files. Call it while holding `folder_lock(d)`."""
+    import shutil
+    d = Path(d)
+    gone = [*d.parent.glob(f'.{d.name}.new-*'), *d.parent.glob(f'.{d.name}.old-*'), *d.parent.glob(f'.{d.name}.attempt-*.ipynb'),
+            *d.glob('.*.tmp'), *d.glob('.attempt-*.ipynb')]
+    for p in gone: shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    return gone

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .protocol import LEGACY
-from .files import atomic_write, stage_folder, swap_folder, folder_lock
+from .files import atomic_write, stage_folder, swap_folder, folder_lock, remove_leftovers, FolderBusy
 from .config import RunConfig, config_from_dict, run_dir, check_out_dir, stored_config_hash
 from .provenance import source_hash, data_hash
 from .train import run_experiment
@@ -194,15 +194,23 @@ def load_records(out_dir: str | os.PathLike, profile: str | None = None) -> list
     return good
 
 # %% ../nbs/07c_store.ipynb #ee92c9b7
+def _tidy(d: Path) -> Path:
+    "`d`, with what killed attempts left beside its whole record removed (their notebooks, a stale lock), unless a run holds it now."
+    try:
+        with folder_lock(d, 'run folder'): remove_leftovers(d)
+    except FolderBusy: pass   # a run is writing it: its leftovers are its own
+    return d
+
 def run_and_write(config: RunConfig, out_dir: str | os.PathLike, *, force: bool = False,
                   progress: bool = False, torch_threads: int | None = None) -> Path:
     """Run `config` in this process and write its record, unless it has one already (and not `force`).
     torch runs on `torch_threads` threads (default 1), as in the `run` notebook: the same numbers on both paths."""
     from gdml.engine import pin_threads
     d = run_dir(config, out_dir)
-    if not force and has_record(config, out_dir): return d
+    if not force and has_record(config, out_dir): return _tidy(d)
     check_out_dir(out_dir)   # before training, not after
     with folder_lock(d, 'run folder'):   # a second run of the configuration stops here, with one line
+        remove_leftovers(d)   # a killed attempt's notebook or half-built copy
         if not force and has_record(config, out_dir): return d   # the holder of the lock finished it meanwhile
         pin_threads(torch_threads)
         record = run_experiment(config, progress=progress)

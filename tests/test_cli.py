@@ -477,3 +477,58 @@ def test_ctrl_c_on_gdml_run_is_one_line(tmp_path):
         assert not list(tmp.glob('gdml-kernel-*')), list(tmp.iterdir())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.mark.parametrize('args, words', [
+    (['--lr', '-inf'], ['lr must be a finite number, got -inf']),
+    (['--seen-classes', '-1,2'], ["seen_classes must be distinct labels >= 0", "'-1,2'"]),
+    (['--epochs', '-3'], ['epochs must be > 0, got -3']),
+])
+def test_a_negative_value_meets_its_range_check(cli, tmp_path, args, words):
+    # argparse takes a value that starts with '-' for an option ("expected one argument"): the range check must answer
+    r = cli('run', '--dataset', 'digits', '--method', 'triplet', '--in-process', '--out', tmp_path/'runs', *args)
+    one_line_error(r, *words)
+    assert not (tmp_path/'runs').exists()
+
+
+def test_a_field_the_method_does_not_read_finds_the_record(cli, tmp_path):
+    "Canonical configurations: a field the method ignores is accepted, noted, and names no new run."
+    out = tmp_path/'runs'
+    for method, first, then in [('triplet', [], ['--gemini-epochs', '3', '--beta', '0.5']),
+                                ('gdml', ['--gemini-epochs', '1'], ['--gemini-epochs', '1', '--baseline-distance', 'pml_default', '--miner', 'semihard'])]:
+        base = ['run', '--dataset', 'digits', '--method', method, '--epochs', '1', '--claim-queries', '40', '--in-process', '--out', out]
+        r = cli(*base, *first)
+        assert r.returncode == 0 and r.stdout.startswith('done: '), r.stderr[-1500:]
+        r2 = cli(*base, *then)
+        assert r2.returncode == 0 and r2.stdout.startswith('skipped: '), r2.stdout   # the record it has: no second run
+        assert r2.stdout.split()[1] == r.stdout.split()[1]
+        assert f"note: {method} does not read" in r2.stderr, r2.stderr
+    assert len(list(out.glob('digits/*/*/result.json'))) == 2
+
+
+def test_a_full_disk_keeps_the_old_record_and_says_so_in_one_line(tmp_path):
+    "A file-size limit (as a full disk) while an in-process run writes over a record: one line, the old record whole."
+    import resource
+    out = tmp_path/'runs'
+    base = ['run', '--dataset', 'digits', '--method', 'triplet', '--epochs', '1', '--claim-queries', '40', '--in-process', '--out', out]
+    assert gdml(*base).returncode == 0
+    d = next(out.glob('digits/triplet/seed0-*'))
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (50 * 1024, 50 * 1024))   # 50 KB: the arrays do not fit
+    exe = shutil.which('gdml', path=str(Path(sys.executable).parent))
+    r = subprocess.run([exe, *map(str, base), '--force'], capture_output=True, text=True, timeout=300, preexec_fn=limit)
+    assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines()[-1].startswith('gdml run: failed: the record could not be written'), r.stderr[-500:]
+    assert 'File too large' in r.stderr
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before   # the old record, whole
+    assert sorted(p.name for p in d.parent.iterdir()) == [d.name]    # no half-built copy beside it
+
+
+def test_a_killed_attempt_leaves_nothing_after_the_next_run(cli, tmp_path):
+    out = tmp_path/'runs'
+    base = ['run', '--dataset', 'digits', '--method', 'triplet', '--epochs', '1', '--claim-queries', '40', '--in-process', '--out', out]
+    assert cli(*base).returncode == 0
+    d = next(out.glob('digits/triplet/seed0-*'))
+    (d.parent/f'.{d.name}.attempt-2.ipynb').write_text('{}'); (d.parent/f'.{d.name}.lock').write_text('{"pid": 1}')   # a killed papermill run
+    assert cli(*base).stdout.startswith('skipped: ')
+    assert sorted(p.name for p in d.parent.iterdir()) == [d.name]

@@ -34,3 +34,17 @@ def test_a_wheel_install_runs_a_run(tmp_path):
     rec = json.loads((d/'result.json').read_text())
     assert rec['dataset'] == 'digits' and 30 < rec['metrics']['recall_at_1'] < 100   # chance: 10; seed 0: 51.6
     assert (d/'run.ipynb').exists() and (d/'model.pt').exists()   # executed from the packaged notebook; weights saved
+
+
+@pytest.mark.slow
+def test_the_wheel_builds_without_warnings_and_declares_its_licence(tmp_path):
+    "setuptools deprecates licence classifiers: the package declares its licence as an SPDX expression (PEP 639)."
+    r = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-v', str(ROOT), '-w', str(tmp_path)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'License classifiers are deprecated' not in r.stdout + r.stderr
+    import zipfile
+    wheel = next(tmp_path.glob('gdml-*.whl'))
+    meta = next(n for n in zipfile.ZipFile(wheel).namelist() if n.endswith('METADATA'))
+    text = zipfile.ZipFile(wheel).read(meta).decode()
+    assert 'Apache-2.0' in text and 'Classifier: License ::' not in text
