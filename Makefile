@@ -40,10 +40,10 @@ test-slow: $(STAMP)
 paper: $(STAMP)
 	$(BIN)/gdml sweep --profile paper --datasets mnist fashion_mnist cifar10 --seeds 10 --out results/paper
 
-# README.md is rendered from nbs/index.ipynb (the docs' home page), after the tables it quotes are copied in from
-# results/*/tables (tools/quote_tables.py); CI checks that the two agree
+# README.md is rendered from nbs/index.ipynb (the docs' home page), after the tables it and the docs pages quote are
+# copied in from results/*/tables and the profiles table from gdml.protocol (tools/quote_tables.py); CI checks that they agree
 readme: $(STAMP)
-	$(BIN)/python tools/quote_tables.py nbs/index.ipynb
+	$(BIN)/python tools/quote_tables.py nbs/index.ipynb $$(grep -l -e '<!-- table:' -e '<!-- profiles -->' nbs/*.md)
 	$(BIN)/jupyter nbconvert --log-level=ERROR --to markdown --stdout nbs/index.ipynb > README.md.tmp \
 	  && mv README.md.tmp README.md || { rm -f README.md.tmp; exit 1; }
 

@@ -351,4 +351,8 @@ def verdicts_frame(records: list[dict], paper: dict | None = None) -> 'pd.DataFr
                                 half_width=(w['hi'] - w['lo']) / 2,
                                 paper_diff=mine[0] - other[0] if mine and other and recs[0]['method'] != 'gdml' else np.nan))
     cols = ['dataset', 'group', 'reference', 'arm', 'method', 'metric', 'n', 'diff', 'lo', 'hi', 'verdict', 'half_width', 'paper_diff']
-    return pd.DataFrame(out, columns=cols)
+    # one order on every page: the paper's order of methods within a group, PML's distance after Euclidean, the
+    # controls after the methods, the metrics in their order
+    rank = lambda r: (r['group'], 'PML distance' in r['arm'], r['method'] == 'gdml', PAPER_ORDER.index(r['method']) if r['method'] in PAPER_ORDER else 99,
+                      r['arm'], VERDICT_METRICS.index(r['metric']))
+    return pd.DataFrame(sorted(out, key=rank), columns=cols)

@@ -18,9 +18,10 @@ from .reporting import (PAPER_ORDER, METHOD_NAMES, METRIC_NAMES, CLAIM_NAMES, DA
                             arm_legend, grid_records, select_datasets, summary_frame, verdicts_frame, file_stem)
 
 # %% auto #0
-__all__ = ['BUDGET_FIELDS', 'PAPER_RESULTS', 'HEADLINE_METRICS', 'paper_table', 'claims_table', 'table_title', 'to_markdown',
-           'latex_escape', 'budget_note', 'configuration_note', 'table_legend', 'to_latex', 'paper_comparison',
-           'headline_table', 'diagnostics_records', 'write_diagnostics', 'write_verdicts', 'write_tables']
+__all__ = ['BUDGET_FIELDS', 'PAPER_RESULTS', 'HEADLINE_METRICS', 'OVERVIEW_ARMS', 'paper_table', 'claims_table', 'table_title',
+           'to_markdown', 'latex_escape', 'budget_note', 'configuration_note', 'table_legend', 'to_latex',
+           'paper_comparison', 'headline_table', 'overview_table', 'diagnostics_records', 'write_diagnostics',
+           'write_verdicts', 'write_tables']
 
 # %% ../nbs/08b_tables.ipynb #32561281
 def _cell(mean, ci, bold, fmt, n=None, expected=None):
@@ -114,7 +115,9 @@ def budget_note(records: list[dict]) -> str:
         values = {}
         for row, c in rows.items(): values.setdefault(str(c.get(k)), []).append(row)
         if len(values) == 1: same.append(words.format(next(iter(values)))); continue
-        differ.append('; '.join(f"{words.format(v)} ({', '.join(names)})" for v, names in values.items()))
+        common = max(values, key=lambda v: len(values[v]))   # the value of most rows: named as 'every other row'
+        differ.append('; '.join(f"{words.format(v)} ({'every other row' if v == common else ', '.join(names)})"
+                                for v, names in sorted(values.items(), key=lambda kv: kv[0] != common)))
     head = ', '.join(same)
     if not differ: return f"Every row trains with the same budget: {head}."
     return (f"Every row: {head}; " if same else '') + '; '.join(differ) + '.'
@@ -124,11 +127,12 @@ def configuration_note(records: list[dict]) -> str:
     seeds = sorted({r['seed'] for r in records})
     return (f"Seeds {', '.join(map(str, seeds))}. " + budget_note(records)).strip()
 
-def table_legend(records: list[dict]) -> str:
-    "The legend under a table: each row's name with its whole configuration (`arm_legend`), in the table's order."
+def table_legend(records: list[dict], order: Iterable[str] = ()) -> str:
+    "The legend under a table: each row's name with its whole configuration (`arm_legend`), in the table's `order`."
     labels = {}
     for r in records: labels.setdefault(r.get('row') or arm_label(r['config']), r['config'])
-    return arm_legend(labels)
+    first = [n for n in order if n in labels]
+    return arm_legend({n: labels[n] for n in [*first, *(n for n in labels if n not in first)]})
 
 def to_latex(t: 'pd.DataFrame', title: str = '', label: str = '', note: str = '') -> str:
     "A LaTeX `table` with a `tabular` (booktabs rules) and the title as caption."
@@ -203,6 +207,29 @@ def headline_table(summary: 'pd.DataFrame', dataset: str, methods: Iterable[str]
         rows[label] = row
     return pd.DataFrame.from_dict(rows, orient='index').rename_axis('Model')
 
+# %% ../nbs/08b_tables.ipynb #ov000001
+OVERVIEW_ARMS = ('class-point control', 'corners control', 'Softmax')   # the controls and the classifier, named apart
+
+def overview_table(verdicts: 'pd.DataFrame', summary: 'pd.DataFrame', metric: str = 'recall_at_1') -> 'pd.DataFrame':
+    """One row per dataset: G-DML's mean ± CI, the best other arm of its group (the group with the most rows) with its
+    mean, and G-DML minus that arm and minus each of `OVERVIEW_ARMS` present: difference [Welch 95% interval] and the
+    rule's word (`gdml.reporting.verdicts_frame`)."""
+    import pandas as pd
+    rows = {}
+    for ds in sorted(set(verdicts.dataset), key=lambda d: (TABLE_NUMBERS.get(d, 9), d)):
+        v = verdicts[(verdicts.dataset == ds) & (verdicts.metric == metric)]
+        group = v.group.value_counts().index[0]
+        v = v[v.group == group]
+        s = summary[(summary.dataset == ds) & (summary.metric == metric)].set_index('row')
+        ref = v.reference.iloc[0]
+        best = max(v.arm, key=lambda a: s.loc[a, 'mean'])
+        cell = lambda r: f"{r['diff']:+.2f} [{r.lo:.2f}, {r.hi:.2f}] {r.verdict}" if np.isfinite(r.lo) else f"{r['diff']:+.2f} ({r.verdict})"
+        row = {'G-DML': f"{s.loc[ref, 'mean']:.2f} ± {s.loc[ref, 'ci95']:.2f}", 'best other arm': f"{best} ({s.loc[best, 'mean']:.2f})",
+               'G-DML - best': cell(v[v.arm == best].iloc[0])}
+        row.update({f"G-DML - {a}": cell(v[v.arm == a].iloc[0]) for a in OVERVIEW_ARMS if (v.arm == a).any()})
+        rows[DATASET_NAMES.get(ds, ds)] = row
+    return pd.DataFrame.from_dict(rows, orient='index').rename_axis('Dataset').fillna('–')
+
 # %% ../nbs/08b_tables.ipynb #0ace6d68
 def diagnostics_records(records: list[dict]) -> list[dict]:
     "The records with their diagnostics' scalars (`gdml.diagnostics.DIAGNOSTIC_COLUMNS`) as metrics, for `summary_frame`."
@@ -213,8 +240,7 @@ def write_diagnostics(records: list[dict], datasets, methods, out: Path) -> list
     diag, paths = summary_frame(diagnostics_records(records), DIAGNOSTIC_COLUMNS), []
     for ds in datasets:
         if not (diag.dataset == ds).any(): continue
-        s = diag[diag.dataset == ds]
-        t = claims_table(s.assign(metric=s.metric), ds, methods, names={k: k for k in DIAGNOSTIC_COLUMNS}, columns=DIAGNOSTIC_COLUMNS)
+        t = claims_table(diag, ds, methods, names={k: k for k in DIAGNOSTIC_COLUMNS}, columns=DIAGNOSTIC_COLUMNS)
         stem = out/f"diagnostics_{file_stem(ds)}"
         atomic_write(stem.with_suffix('.md'), to_markdown(t, f"Diagnostics on {DATASET_NAMES.get(ds, ds)}",
                      "Z-hat: GEMINI's layout of the train set (its leave-one-out Recall@1, flatness = second over first singular "
@@ -261,8 +287,8 @@ def write_tables(runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
     for ds in datasets:
         title, stem = table_title(ds), out/f"table_{file_stem(ds)}"
         mine = [r for r in records if r['dataset'] == ds]
-        note, legend = configuration_note(mine), table_legend(mine)
         tables[ds] = paper_table(summary, ds, methods)
+        note, legend = configuration_note(mine), table_legend(mine, tables[ds].index)
         atomic_write(stem.with_suffix('.md'), to_markdown(paper_table(summary, ds, methods, 'markdown'), title, note, legend))
         atomic_write(stem.with_suffix('.tex'), to_latex(paper_table(summary, ds, methods, 'latex'), title, f"tab:{file_stem(ds)}", note))
         atomic_write(stem.with_suffix('.csv'), tables[ds].to_csv())
@@ -288,6 +314,12 @@ def write_tables(runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
     paths += write_diagnostics(records, datasets, methods, out)
     verdicts = verdicts_frame(records, PAPER_RESULTS)
     paths += write_verdicts(verdicts, datasets, out)
+    if len(verdicts):   # the README's table: G-DML against the best arm and the controls, per dataset
+        atomic_write(out/'overview.md', to_markdown(overview_table(verdicts[verdicts.dataset.isin(datasets)], summary),
+                     "G-DML against the best other arm and the controls (Recall@1)",
+                     "Mean ± 95% CI over the seeds; differences of means with Welch's 95% interval and the pre-registered "
+                     "rule's word (`verdicts_<dataset>.md` has every comparison, on MAP@R too)."))
+        paths.append(out/'overview.md')
     both = pd.concat([summary, claims], ignore_index=True) if len(claims) else summary
     atomic_write(out/'summary.csv', both.to_csv(index=False)); paths.append(out/'summary.csv')
     atomic_write(out/'missing.csv', missing.to_csv(index=False)); paths.append(out/'missing.csv')

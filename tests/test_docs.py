@@ -30,12 +30,12 @@ def test_index_is_not_a_module_notebook():
 def test_readme_module_map_matches_the_code():
     # every library notebook has a row naming the module it exports, and every module of gdml/ has a row
     import json
-    rows = dict(re.findall(r"^\| `nbs/(\d\w*\.ipynb)` \| `gdml\.(\w+)` \|", (ROOT/'README.md').read_text(), re.M))
+    rows = dict(re.findall(r"^\| `nbs/(\d\w*\.ipynb)` \| `gdml\.(\w+)` \|", (ROOT/'nbs'/'library.md').read_text(), re.M))
     exported = {}
     for nb in sorted(NBS.glob('[0-9]*.ipynb')):
         first = ''.join(json.loads(nb.read_text())['cells'][0]['source'])
         exported[nb.name] = re.search(r"#\| default_exp (\w+)", first).group(1)
-    assert rows == exported, f"README's module table {rows} differs from the notebooks' modules {exported}"
+    assert rows == exported, f"nbs/library.md's module table {rows} differs from the notebooks' modules {exported}"
     modules = {p.stem for p in (ROOT/'gdml').glob('*.py')} - {'__init__', '_modidx'}
     assert set(rows.values()) == modules, f"modules without a row: {modules - set(rows.values())}"
 
