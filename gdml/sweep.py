@@ -280,13 +280,22 @@ class SlurmWatch:
                               + f": raise --slurm-wait, or ask for less (fewer CPUs, less memory, a shorter walltime){resume}")
 
     def end_jobs(self, timeout: float = 60):
-        """Retire the workers, whose jobs then end COMPLETED, and wait (up to `timeout` s) for those jobs to leave
-        Slurm's queue: `scancel` would end them CANCELLED, with a CommClosedError in their logs."""
+        """Stop each worker through its nanny, as `dask worker` stops by itself, so that its job ends COMPLETED with
+        no traceback in its log, and wait (up to `timeout` s) for those jobs to leave Slurm's queue. `scancel` would end
+        them CANCELLED, with a CommClosedError in their logs; a worker that the scheduler retires races its nanny's
+        shutdown (a TypeError traceback in the log, now and then)."""
+        import asyncio
+        from distributed.core import rpc
         started = [i for i, (s, _) in (slurm_job_states(self.job_ids()) or {}).items() if s != 'PENDING']
+        workers = self.client.scheduler_info()['workers']
+        nannies = [w['nanny'] for w in workers.values() if w.get('nanny')]
+        async def stop(address):
+            async with rpc(address) as nanny: await nanny.terminate(timeout=timeout / 2, reason='gdml-sweep-done')
+        async def stop_all():
+            await asyncio.wait_for(asyncio.gather(*map(stop, nannies), return_exceptions=True), timeout)
+        if nannies: self.client.sync(stop_all)
+        elif workers: self.client.retire_workers(list(workers), close_workers=True, remove=True)   # no nannies
         deadline = time.monotonic() + timeout
-        while (workers := list(self.client.scheduler_info()['workers'])) and time.monotonic() < deadline:
-            self.client.retire_workers(workers, close_workers=True, remove=True)
-            time.sleep(0.5)   # a worker still holding a released result is retired on the next try
         while started and time.monotonic() < deadline:
             states = slurm_job_states(started)
             if states is not None and not any(s in _LIVE for s, _ in states.values()): break
@@ -410,7 +419,7 @@ def _follow(client, todo, out_dir, rows: list, *, force, notebook, progress, tot
                     bar.write(f"failed: {st['dataset']}/{st['method']}/seed {st['seed']}: {st.get('error')}"
                               f" (see {st.get('notebook')})")
             if watch is not None and pending: watch(done=sum(counts.values()), left=len(pending))
-    client.cancel(list(futures))   # results gathered: the workers hold nothing they would have to hand on to retire
+    client.cancel(list(futures))   # results gathered: nothing is left on the workers when they stop
     return rows
 
 def _remove_empty(folders: list[Path]):
