@@ -348,7 +348,7 @@ def _no_scheduler(address: str, timeout: float) -> str | None:
         return f"a service there took the connection but gave no Dask answer {took}: it is not a Dask scheduler"
     if isinstance(r, OSError):
         while (r.__cause__ or r.__context__) is not None: r = r.__cause__ or r.__context__   # refused, unknown host
-        return f"{type(r).__name__}: {r}, {took}"
+        return f"{type(r).__name__}: {r}, {took}" if str(r) else f"no answer ({type(r).__name__}), {took}"
     if isinstance(r, BaseException):
         return f"a service there answered, not as Dask ({type(r).__name__} reading its answer, {took}): it is not a Dask scheduler"
     if not isinstance(r, dict) or r.get('type') != 'Scheduler':
