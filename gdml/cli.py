@@ -102,11 +102,67 @@ clusters:
   --scheduler    join a running Dask cluster, e.g. tcp://host:8786 (start it with `dask scheduler`
                  and, per GPU, `CUDA_VISIBLE_DEVICES=i dask worker tcp://host:8786 --nthreads 1`;
                  workers need gdml installed and --out on a shared file system)
-  --cluster slurm  start GPU workers as Slurm jobs (dask-jobqueue, `pip install 'gdml[slurm]'`);
-                 --slurm-jobs jobs of one GPU each, SLURMCluster options with --slurm-opt KEY=VALUE,
-                 e.g. --slurm-opt queue=gpu --slurm-opt account=me --slurm-opt walltime=24:00:00
+  --cluster slurm  start the workers as Slurm jobs (dask-jobqueue, `pip install 'gdml[slurm]'`), from a
+                 login node: --slurm-jobs jobs of one GPU and --runs-per-gpu runs each (--slurm-gpus 0
+                 on a CPU-only cluster: one run per job), e.g. --slurm-partition gpu --slurm-account me
+                 --slurm-walltime 24:00:00. --out must be on a file system that the compute nodes share;
+                 the jobs' logs go to OUT/slurm-logs. A job that Slurm refuses, or no worker within
+                 --slurm-wait seconds, ends the sweep with one line and exit status 2.
 resuming: killing a sweep and starting it again reruns only the cells without a record."""
 
+
+# %% ../nbs/10_cli.ipynb #c5107a01
+def _seconds(s: str) -> float:
+    "An argparse type: a number of seconds > 0."
+    try: v = float(s)
+    except ValueError: raise argparse.ArgumentTypeError(f"invalid number of seconds: {s!r}") from None
+    if not v > 0 or v == float('inf'): raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {s}")
+    return v
+
+# --slurm-* option -> argument of gdml.sweep.slurm_job_options
+_SLURM_NAMED = dict(slurm_gpus='gpus', slurm_cpus_per_run='cpus_per_run', slurm_mem_per_run='mem_per_run',
+                    slurm_partition='partition', slurm_account='account', slurm_walltime='walltime',
+                    slurm_directive='directives', slurm_interface='interface', slurm_logs='log_dir')
+
+def _slurm_options(p):
+    "`gdml sweep`'s options of the Slurm jobs (default None: not given, which `_slurm_args` checks)."
+    g = p.add_argument_group('Slurm jobs (--cluster slurm)')
+    g.add_argument('--slurm-jobs', type=_count, default=None, metavar='N', help='jobs to start (default 1)')
+    g.add_argument('--slurm-gpus', type=int, choices=(0, 1), default=None,
+                   help='GPUs per job: 1 (default) or 0 on a CPU-only cluster')
+    g.add_argument('--slurm-cpus-per-run', type=_count, default=None, metavar='N',
+                   help='CPUs per run; a job asks for N x its runs (default 2)')
+    g.add_argument('--slurm-mem-per-run', default=None, metavar='SIZE',
+                   help='memory per run, e.g. 8GB; a job asks for SIZE x its runs (default 8GB)')
+    g.add_argument('--slurm-partition', default=None, metavar='NAME', help="partition (default: the cluster's default)")
+    g.add_argument('--slurm-account', default=None, metavar='NAME', help='account to charge (default: yours)')
+    g.add_argument('--slurm-walltime', default=None, metavar='TIME', help='time limit per job (default 12:00:00)')
+    g.add_argument('--slurm-directive', action='append', default=None, metavar='OPTION',
+                   help='another #SBATCH option, e.g. --slurm-directive=--qos=long (repeatable); one asking for GPUs, '
+                        'e.g. --slurm-directive=--gres=gpu:a100:1, replaces the default --gres=gpu:1')
+    g.add_argument('--slurm-interface', default=None, metavar='NAME',
+                   help="network interface by which the workers reach this machine's scheduler, e.g. ib0")
+    g.add_argument('--slurm-logs', default=None, metavar='DIR', help="folder of the jobs' logs (default: OUT/slurm-logs)")
+    g.add_argument('--slurm-wait', type=_seconds, default=None, metavar='SECONDS',
+                   help='how long the sweep waits for a worker while its jobs queue (default 600)')
+    g.add_argument('--slurm-opt', type=_key_value, action='append', default=None, metavar='KEY=VALUE',
+                   help='any other option of dask_jobqueue.SLURMCluster, e.g. --slurm-opt job_cpu=8 (repeatable; '
+                        'overrides the named one)')
+
+def _slurm_args(args, device: str) -> dict:
+    """`run_sweep`'s Slurm arguments from the --slurm-* options; ConfigError for one given without --cluster slurm, or
+    for GPU jobs whose runs are told to train on the CPU."""
+    given = {k: v for k, v in vars(args).items() if k.startswith('slurm_') and v is not None}
+    if given and args.cluster != 'slurm':
+        raise ConfigError(f"--{next(iter(given)).replace('_', '-')} applies to --cluster slurm only")
+    if args.cluster != 'slurm': return {}
+    if device == 'cpu' and given.get('slurm_gpus', 1):
+        raise ConfigError("--device cpu in GPU jobs leaves their GPUs idle: add --slurm-gpus 0 for CPU jobs")
+    out = dict(slurm={_SLURM_NAMED[k]: v for k, v in given.items() if k in _SLURM_NAMED},
+               slurm_options=dict(given.get('slurm_opt', [])))
+    if 'slurm_jobs' in given: out['slurm_jobs'] = given['slurm_jobs']
+    if 'slurm_wait' in given: out['slurm_wait'] = given['slurm_wait']
+    return out
 
 # %% ../nbs/10_cli.ipynb #5fc6e4f7
 def build_parser() -> GdmlParser:
@@ -125,9 +181,7 @@ def build_parser() -> GdmlParser:
     s.add_argument('--runs-per-gpu', type=_count, default=1, help='concurrent runs per GPU (default 1)')
     s.add_argument('--scheduler', default=None, help='address of a running Dask scheduler, e.g. tcp://host:8786')
     s.add_argument('--cluster', default='local', choices=('local', 'slurm'), help='cluster to start (default local)')
-    s.add_argument('--slurm-jobs', type=_count, default=1, help='Slurm jobs (one GPU each) for --cluster slurm')
-    s.add_argument('--slurm-opt', type=_key_value, action='append', default=[], metavar='KEY=VALUE',
-                   help='an option of dask_jobqueue.SLURMCluster (repeatable)')
+    _slurm_options(s)
     s.add_argument('--no-progress', action='store_true', help='no progress bar')
     for name, what in (('tables', 'Tables 1-3: mean ± 95%% CI per method and metric (Markdown, LaTeX, CSV)'),
                        ('figures', 'Figures 3-5: the test embeddings of every method (PNG, PDF)')):
@@ -221,15 +275,17 @@ def cmd_sweep(args) -> int:
                        **hyper_values(args))
     from gdml.config import check_out_dir
     check_out_dir(args.out, '--out')
+    slurm = _slurm_args(args, grid[0].device)
     if args.scheduler is None and args.cluster == 'local': _check_device(grid[0].device)   # workers on this machine
     res = run_sweep(grid, args.out, force=args.force, scheduler=args.scheduler, cluster=args.cluster,
-                    workers=args.workers, runs_per_gpu=args.runs_per_gpu, slurm_jobs=args.slurm_jobs,
-                    slurm_options=dict(args.slurm_opt), progress=not args.no_progress)
+                    workers=args.workers, runs_per_gpu=args.runs_per_gpu, progress=not args.no_progress, **slurm)
     n = res.status.value_counts().to_dict()
     print(f"sweep: {len(res)} cells: {n.get('done', 0)} run, {n.get('skipped', 0)} already done, "
           f"{n.get('failed', 0)} failed; records under {Path(args.out).resolve()}")
     for r in res[res.status == 'failed'].itertuples():
         print(f"  failed {r.dataset}/{r.method}/seed {r.seed}: {r.error} (see {r.notebook})")
+    for r in res[res.note.notna()].itertuples():   # a GPU job on a node whose GPU torch cannot see
+        print(f"  note {r.dataset}/{r.method}/seed {r.seed}: {r.note}")
     return 1 if n.get('failed') else 0
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['source_root', 'git_commit', 'code_tokens', 'source_hash', 'versions', 'device_info', 'data_hash']
+__all__ = ['EXPECT_GPU', 'source_root', 'git_commit', 'code_tokens', 'source_hash', 'versions', 'device_info', 'data_hash']
 
 # %% ../nbs/07a_provenance.ipynb #8897fb81
 def source_root() -> Path:
@@ -88,15 +88,24 @@ def versions() -> dict:
 
 
 # %% ../nbs/07a_provenance.ipynb #22e0bd59
+EXPECT_GPU = 'GDML_EXPECT_GPU'   # set (to 1) where a GPU was asked for: a Slurm GPU job of `gdml sweep`
+
 def device_info(device) -> dict:
-    "The type and human-readable name of a torch device (the GPU model, or the CPU)."
+    """The type and human-readable name of a torch device (the GPU model, or the CPU); inside a Slurm job its id, and
+    a `note` when a GPU was expected there (`EXPECT_GPU`) and the run trains on the CPU."""
     import torch
     device = torch.device(device)
     if device.type == 'cuda':
-        return dict(type='cuda', name=torch.cuda.get_device_name(device), index=device.index or 0,
+        info = dict(type='cuda', name=torch.cuda.get_device_name(device), index=device.index or 0,
                     torch_threads=torch.get_num_threads())
-    return dict(type=device.type, name=platform.processor() or platform.machine(),
-                cpus=os.cpu_count(), torch_threads=torch.get_num_threads())
+    else:
+        info = dict(type=device.type, name=platform.processor() or platform.machine(),
+                    cpus=os.cpu_count(), torch_threads=torch.get_num_threads())
+    if os.environ.get('SLURM_JOB_ID'): info['slurm_job'] = os.environ['SLURM_JOB_ID']
+    if os.environ.get(EXPECT_GPU) and device.type != 'cuda':
+        info['note'] = (f"expected a GPU, found none (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')!r}, "
+                        f"torch {torch.__version__}): trained on the {device.type.upper()}")
+    return info
 
 
 # %% ../nbs/07a_provenance.ipynb #7f3e2a91

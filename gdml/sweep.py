@@ -4,19 +4,21 @@
 
 # %% ../nbs/08_sweep.ipynb #a2cd21d6
 from __future__ import annotations
-import json, logging, os
+import json, logging, os, re, shutil, subprocess, time
 from pathlib import Path
 from typing import Iterable
 
 from .protocol import METHODS
 from .files import atomic_write
 from .config import RunConfig, make_config, run_dir, config_hash, dataset_slug, ConfigError, check_out_dir
-from .store import has_record, RecordError
+from .store import has_record, RecordError, RESULT
 from .execute import execute_run
+from .provenance import EXPECT_GPU
 
 # %% auto #0
-__all__ = ['MANIFEST', 'seed_list', 'expand_grid', 'read_manifest', 'write_manifest', 'local_cluster', 'slurm_cluster',
-           'make_cluster', 'run_sweep']
+__all__ = ['MANIFEST', 'SLURM_WAIT', 'seed_list', 'expand_grid', 'read_manifest', 'write_manifest', 'local_cluster',
+           'slurm_job_options', 'slurm_cluster', 'slurm_job_states', 'refusal_message', 'SlurmWatch', 'make_cluster',
+           'run_sweep']
 
 # %% ../nbs/08_sweep.ipynb #9ab6dcd7
 def seed_list(seeds: int | Iterable[int]) -> list[int]:
@@ -87,96 +89,403 @@ def local_cluster(workers: int | None = None, *, runs_per_gpu: int = 1, gpus: It
     return SpecCluster(workers=spec, scheduler=dict(cls=Scheduler, options=dict(dashboard_address=None)),
                        name='gdml-gpus', silence_logs=logging.ERROR)
 
-def slurm_cluster(jobs: int = 1, *, runs_per_gpu: int = 1, **options):
-    "A dask-jobqueue `SLURMCluster` of `jobs` jobs, each one GPU with `runs_per_gpu` workers; `options` pass through."
-    try: from dask_jobqueue import SLURMCluster
+# %% ../nbs/08_sweep.ipynb #a51d0c02
+SLURM_WAIT = 600                 # seconds a sweep waits for a worker while its jobs queue
+# directives that ask for GPUs themselves, e.g. a site's GPU type: --gres=gpu:a100:1, --gpus=1, -G 1
+_GPU_DIRECTIVE = re.compile(r'\s*(--gres[= ]\S*gpu|--gpus|-G\b|--tres-per-\w+[= ]\S*gpu)')
+
+def _size(mem) -> int:
+    "Bytes of a memory size such as '8GB'; ConfigError for anything that is not one of at least 256 MB."
+    from dask.utils import parse_bytes
+    try: n = parse_bytes(mem)
+    except (ValueError, TypeError): n = 0
+    if n < 2**28: raise ConfigError(f"memory per run (--slurm-mem-per-run) {mem!r} is not a size of at least 256MB; give one with its unit, e.g. 8GB")
+    return n
+
+def slurm_job_options(runs_per_gpu: int = 1, *,
+                      gpus: int = 1,                    # GPUs per job: 1, or 0 on a CPU-only cluster
+                      cpus_per_run: int = 2,            # CPUs per run: its torch thread, its worker and Jupyter kernel
+                      mem_per_run: str = '8GB',         # memory per run
+                      partition: str | None = None,     # None: the cluster's default partition
+                      account: str | None = None,       # None: the user's default account
+                      walltime: str | None = '12:00:00',
+                      directives: Iterable[str] = (),   # more `#SBATCH` options, e.g. '--qos=long'
+                      interface: str | None = None,     # network interface of the scheduler and workers, e.g. 'ib0'
+                      log_dir: str | os.PathLike | None = None,  # folder of the jobs' logs
+                      options: dict | None = None,      # other `SLURMCluster` arguments
+                     ) -> dict:
+    "`SLURMCluster`'s arguments for jobs of `gpus` GPU that each run `runs_per_gpu` single-threaded workers (one without GPU)."
+    if isinstance(gpus, bool) or gpus not in (0, 1):
+        raise ConfigError(f"GPUs per job (--slurm-gpus) must be 0 or 1, got {gpus!r}: to use more GPUs, run more jobs")
+    if isinstance(cpus_per_run, bool) or not isinstance(cpus_per_run, int) or cpus_per_run < 1:
+        raise ConfigError(f"CPUs per run (--slurm-cpus-per-run) must be an integer >= 1, got {cpus_per_run!r}")
+    if not gpus and runs_per_gpu != 1:
+        raise ConfigError(f"--runs-per-gpu {runs_per_gpu} needs GPU jobs: a job without GPU (--slurm-gpus 0) runs one "
+                          "cell at a time; run more jobs instead (--slurm-jobs)")
+    runs, mem, options = runs_per_gpu if gpus else 1, _size(mem_per_run), dict(options or {})
+    extra = [str(d).strip() for d in (*directives, *options.pop('job_extra_directives', ()))]
+    own = [d for d in extra if _GPU_DIRECTIVE.match(d)]
+    if own and not gpus:
+        raise ConfigError(f"the directive {own[0]!r} asks for GPUs, but --slurm-gpus is 0: leave out one of them")
+    # a CPU job hides its node's GPUs from the runs (as the local CPU workers do): they would train on a GPU not theirs
+    env = [f'export {EXPECT_GPU}=1'] if gpus else ['export CUDA_VISIBLE_DEVICES=']
+    # cores=processes: single-threaded workers, each runs one cell at a time; job_cpu is what Slurm reserves
+    kw = dict(cores=runs, processes=runs, job_cpu=runs * cpus_per_run, memory=runs * mem, walltime=walltime,
+              queue=partition, account=account, interface=interface, job_name='gdml-sweep',
+              scheduler_options=dict(dashboard=False, dashboard_address=':0'),   # no dashboard unless asked for
+              log_directory=None if log_dir is None else str(log_dir),
+              job_extra_directives=(['--gres=gpu:1'] if gpus and not own else []) + extra,
+              job_script_prologue=env + list(options.pop('job_script_prologue', ())))
+    return {**kw, **options}
+
+# %% ../nbs/08_sweep.ipynb #a51d0c05
+def _jobqueue():
+    "dask_jobqueue, imported without the SIGINT handler it installs (which makes Ctrl-C a silent exit with status 0)."
+    import signal, threading
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main else None
+    try: import dask_jobqueue
     except ImportError:
         raise ImportError("--cluster slurm needs dask-jobqueue: pip install 'gdml[slurm]'") from None
-    kw = dict(cores=runs_per_gpu, processes=runs_per_gpu, memory='32GB', walltime='12:00:00',
-              job_extra_directives=['--gres=gpu:1'])
-    kw.update(options)
-    cluster = SLURMCluster(**kw)
+    finally:
+        if main and previous is not None: signal.signal(signal.SIGINT, previous)   # Ctrl-C: KeyboardInterrupt again
+    return dask_jobqueue
+
+def _job_class(failures: list):
+    "dask-jobqueue's `SLURMJob`, keeping a refused submission in `failures` instead of raising it in the cluster's loop."
+    from dask_jobqueue.slurm import SLURMJob
+    from distributed.core import Status
+    class GdmlSlurmJob(SLURMJob):
+        async def start(self):
+            try: await super().start()
+            except Exception as e:
+                failures.append(e)
+                self.status = Status.running   # what the cluster expects of a started job; SlurmWatch reports it
+        async def close(self):
+            if self.job_id is None: self.status = Status.closed   # nothing to cancel: Slurm refused it
+            else: await super().close()
+    return GdmlSlurmJob
+
+def slurm_cluster(jobs: int = 1, *, runs_per_gpu: int = 1, **resources):
+    """A dask-jobqueue `SLURMCluster` of `jobs` jobs of `slurm_job_options(runs_per_gpu, **resources)`; its `failures`
+    lists the submissions Slurm refused."""
+    SLURMCluster = _jobqueue().SLURMCluster
+    kw = slurm_job_options(runs_per_gpu, **resources)
+    if shutil.which('sbatch') is None:
+        raise ConfigError("sbatch is not on PATH: run the sweep where Slurm's commands are (a login node, after "
+                          "`module load slurm` on some sites), or leave out --cluster slurm for a local cluster")
+    failures = []
+    cluster = SLURMCluster(job_cls=_job_class(failures), **kw)
+    cluster.failures, cluster.log_dir = failures, kw['log_directory']
     cluster.scale(jobs=jobs)
     return cluster
 
+# %% ../nbs/08_sweep.ipynb #a51d0c08
+_LIVE = {'PENDING', 'CONFIGURING', 'RUNNING', 'SUSPENDED', 'REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED', 'RESIZING',
+         'SIGNALING', 'STAGE_OUT'}   # Slurm's states of a job that may still give a worker
+
+# reasons Slurm gives for a pending job that no wait will start: what it asks for exceeds what the partition, the
+# account or its QOS ever allow (Slurm accepts such jobs unless its EnforcePartLimits says otherwise)
+_NEVER = re.compile(r'PartitionConfig|PartitionNodeLimit|PartitionTimeLimit|BadConstraints|Invalid\w*|\w*PerJob\w*')
+_NEVER_HINTS = (('Time', "lower --slurm-walltime to the partition's limit (`sinfo` lists it)"),
+                ('Wall', "lower --slurm-walltime to the QOS's limit"),
+                ('Invalid', 'set --slurm-account (or the QOS) to one of yours'),
+                ('BadConstraints', 'drop or change the --slurm-directive constraints'))
+
+def slurm_job_states(job_ids: Iterable[str]) -> dict | None:
+    "{job id: (state, reason)} from squeue ('GONE' once Slurm has forgotten a job); None when squeue cannot tell."
+    job_ids = list(job_ids)
+    if not job_ids: return {}
+    try: r = subprocess.run(['squeue', '-h', '-t', 'all', '-j', ','.join(job_ids), '-o', '%i|%T|%r'],
+                            capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired): return None
+    if r.returncode and 'Invalid job id' not in r.stderr: return None   # the controller is busy or away: ask again later
+    states = dict.fromkeys(job_ids, ('GONE', ''))
+    for line in r.stdout.splitlines():
+        i, state, reason = (line.split('|') + ['', ''])[:3]
+        if i.strip() in states: states[i.strip()] = (state.strip(), reason.strip())
+    return states
+
+_HINTS = (('invalid partition', 'set --slurm-partition to a partition that `sinfo` lists'),
+          ('generic resource', 'on a cluster without GPUs add --slurm-gpus 0, else name its GPU partition with --slurm-partition'),
+          ('memory specification', 'lower --slurm-mem-per-run (or --runs-per-gpu)'),
+          ('account', 'set --slurm-account to an account of yours (`sacctmgr show associations user=$USER`)'),
+          ('time limit', "lower --slurm-walltime to the partition's limit (`sinfo` lists it)"),
+          ('qos', 'name a QOS your account may use, e.g. --slurm-directive=--qos=NAME'),
+          ('node configuration is not available', 'ask for fewer CPUs (--slurm-cpus-per-run), less memory '
+           '(--slurm-mem-per-run), fewer runs per job (--runs-per-gpu) or another --slurm-partition'))
+
+def refusal_message(e: BaseException) -> str:
+    "One line for a submission that Slurm refused: its own words (sbatch's error lines) and what to change."
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    said = [l.split('error:', 1)[1].strip() for l in lines if 'error:' in l] or lines[-1:] or [type(e).__name__]
+    said = '; '.join(dict.fromkeys(said))
+    hint = next((h for key, h in _HINTS if key in said.lower()),
+                'change the job request (--slurm-partition, --slurm-account, --slurm-walltime, --slurm-directive)')
+    return f"Slurm refused the sweep's job: {said}: {hint}"
+
+def _jobs_text(states: dict) -> str:
+    return ', '.join(f"job {i} {s}" + (f" ({r})" if r and r != 'None' else '') for i, (s, r) in states.items())
+
+class SlurmWatch:
+    "Ends a sweep whose Slurm jobs give it no worker, with one line (ConfigError); ends its jobs cleanly at the end."
+    def __init__(self, cluster, client, wait: float = SLURM_WAIT, every: float = 5):
+        self.cluster, self.client, self.wait, self.every = cluster, client, wait, every
+        self.idle_since = time.monotonic()   # since when no worker is connected
+        self.asked, self.connected = -float('inf'), False
+
+    def job_ids(self) -> list[str]:
+        return [str(j.job_id) for j in self.cluster.workers.values() if getattr(j, 'job_id', None)]
+
+    def log(self, job_id) -> str:
+        "The job's stderr (`slurm_cluster` names its folder)."
+        return f"{self.cluster.log_dir or '.'}/{self.cluster.job_name or 'dask-worker'}-{job_id}.err"
+
+    def submitted(self, jobs: int, timeout: float = 120):
+        "Wait until sbatch answered for each of `jobs` jobs; ConfigError when Slurm refused one."
+        deadline = time.monotonic() + timeout
+        while len(self.cluster.workers) < jobs and not self.cluster.failures and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self(); self.idle_since = time.monotonic()
+        if len(self.cluster.workers) < jobs:
+            raise ConfigError(f"sbatch did not answer within {timeout:g} s: is Slurm's controller up (`sinfo`)?")
+
+    def __call__(self, done: int = 0, left: int = 0):
+        "ConfigError when the jobs cannot give the sweep a worker (`done` cells finished, `left` to run)."
+        if self.cluster.failures: raise ConfigError(refusal_message(self.cluster.failures[0]))
+        now = time.monotonic()
+        if self.client.scheduler_info()['workers']:
+            self.idle_since, self.connected = now, True
+            return
+        if now - self.asked < self.every and now - self.idle_since < self.wait: return
+        self.asked = now
+        states = slurm_job_states(self.job_ids())
+        resume = (f"; {done} cell(s) finished and keep their records: the same command resumes the other {left}"
+                  if done else '')
+        never = [(i, r) for i, (s, r) in (states or {}).items() if s == 'PENDING' and _NEVER.fullmatch(r)]
+        if never and not self.connected:
+            hint = next((h for key, h in _NEVER_HINTS if key in never[0][1]),
+                        'ask for fewer CPUs (--slurm-cpus-per-run), less memory (--slurm-mem-per-run), fewer runs per '
+                        'job (--runs-per-gpu) or another --slurm-partition')
+            raise ConfigError(f"Slurm will not start the sweep's job as asked (job {never[0][0]} PENDING ({never[0][1]})): {hint}")
+        if states and not any(s in _LIVE for s, _ in states.values()):
+            first = next(iter(states))
+            why = ('with cells left (a longer --slurm-walltime lets them finish)' if self.connected else
+                   'before a Dask worker connected (a worker that cannot reach this machine needs --slurm-interface)')
+            raise ConfigError(f"every Slurm job of the sweep ended ({_jobs_text(states)}) {why}; "
+                              f"see {self.log(first)}{resume}")
+        if now - self.idle_since > self.wait:
+            raise ConfigError(f"no Dask worker connected within {self.wait:g} s"
+                              + (f" ({_jobs_text(states)})" if states else '')
+                              + f": raise --slurm-wait, or ask for less (fewer CPUs, less memory, a shorter walltime){resume}")
+
+    def end_jobs(self, timeout: float = 60):
+        """Stop each worker through its nanny, as `dask worker` stops by itself, so that its job ends COMPLETED with
+        no traceback in its log, and wait (up to `timeout` s) for those jobs to leave Slurm's queue. `scancel` would end
+        them CANCELLED, with a CommClosedError in their logs; a worker that the scheduler retires races its nanny's
+        shutdown (a TypeError traceback in the log, now and then)."""
+        import asyncio
+        from distributed.core import rpc
+        started = [i for i, (s, _) in (slurm_job_states(self.job_ids()) or {}).items() if s != 'PENDING']
+        workers = self.client.scheduler_info()['workers']
+        nannies = [w['nanny'] for w in workers.values() if w.get('nanny')]
+        async def stop(address):
+            async with rpc(address) as nanny: await nanny.terminate(timeout=timeout / 2, reason='gdml-sweep-done')
+        async def stop_all():
+            await asyncio.wait_for(asyncio.gather(*map(stop, nannies), return_exceptions=True), timeout)
+        if nannies: self.client.sync(stop_all)
+        elif workers: self.client.retire_workers(list(workers), close_workers=True, remove=True)   # no nannies
+        deadline = time.monotonic() + timeout
+        while started and time.monotonic() < deadline:
+            states = slurm_job_states(started)
+            if states is not None and not any(s in _LIVE for s, _ in states.values()): break
+            time.sleep(0.5)
+
 # %% ../nbs/08_sweep.ipynb #4f00d9ae
 def make_cluster(kind: str = 'local', *, workers: int | None = None, runs_per_gpu: int = 1,
-                 gpus: Iterable[int] | None = None, slurm_jobs: int = 1, slurm_options: dict | None = None):
-    "The embedded `local` cluster (GPU workers if there are GPUs, else `workers` CPU workers) or a `slurm` one."
+                 gpus: Iterable[int] | None = None, slurm_jobs: int = 1, slurm: dict | None = None,
+                 slurm_options: dict | None = None):
+    """The embedded `local` cluster (GPU workers if there are GPUs, else `workers` CPU workers) or a `slurm` one
+    (`slurm`: the named resources of `slurm_job_options`, `slurm_options`: other `SLURMCluster` arguments)."""
     if kind == 'local': return local_cluster(workers, runs_per_gpu=runs_per_gpu, gpus=gpus)
-    if kind == 'slurm': return slurm_cluster(slurm_jobs, runs_per_gpu=runs_per_gpu, **(slurm_options or {}))
+    if kind == 'slurm': return slurm_cluster(slurm_jobs, runs_per_gpu=runs_per_gpu, **(slurm or {}), options=slurm_options)
     raise ValueError(f"cluster {kind!r} is not one of: local, slurm")
 
 
+# %% ../nbs/08_sweep.ipynb #a51d0c11
+def _check_address(address: str):
+    "ConfigError for a scheduler address that is empty or has no host and port."
+    from distributed.comm.addressing import parse_address, parse_host_port
+    if not str(address).strip():
+        raise ConfigError("--scheduler is empty: give a running Dask scheduler's address, e.g. tcp://host:8786, "
+                          "or leave it out for a local cluster")
+    try:
+        scheme, loc = parse_address(address)
+        if scheme in ('tcp', 'tls'): parse_host_port(loc)
+    except ValueError as e:
+        raise ConfigError(f"--scheduler {address!r} is not a scheduler address ({e}); give one such as tcp://host:8786") from None
+
+async def _greet(address: str, timeout: float):
+    "What the Dask server at `address` says it is (Dask's `identity` call)."
+    from distributed.comm import connect
+    comm = await connect(address, timeout=timeout)
+    try:
+        await comm.write(dict(op='identity', reply=True))
+        return await comm.read()
+    finally: comm.abort()
+
+def _no_scheduler(address: str, timeout: float) -> str | None:
+    "Why no Dask scheduler answers at `address` within about `timeout` s; None when one does."
+    import asyncio, threading
+    got, t0 = [], time.monotonic()
+    def greet():   # connect() gives up after `timeout` s; the deadline bounds a peer that never answers
+        try: got.append(asyncio.run(asyncio.wait_for(_greet(address, timeout), timeout + 2)))
+        except BaseException as e: got.append(e)   # MemoryError too: a web server's answer read as Dask's frame sizes
+    # its own thread and event loop: a notebook's running loop is left alone, and the deadline holds whatever happens
+    th = threading.Thread(target=greet, daemon=True); th.start(); th.join(timeout + 5)
+    took, r = f"after {time.monotonic() - t0:.1f} s", got[0] if got else TimeoutError()
+    if isinstance(r, TimeoutError):   # connect() ends by itself: the greeting hung
+        return f"a service there took the connection but gave no Dask answer {took}: it is not a Dask scheduler"
+    if isinstance(r, OSError):
+        while (r.__cause__ or r.__context__) is not None: r = r.__cause__ or r.__context__   # refused, unknown host
+        return f"{type(r).__name__}: {r}, {took}" if str(r) else f"no answer ({type(r).__name__}), {took}"
+    if isinstance(r, BaseException):
+        return f"a service there answered, not as Dask ({type(r).__name__} reading its answer, {took}): it is not a Dask scheduler"
+    if not isinstance(r, dict) or r.get('type') != 'Scheduler':
+        return f"the Dask server there is a {r.get('type') if isinstance(r, dict) else type(r).__name__}, not a scheduler"
+    return None
+
+def _connect(address: str, timeout: float):
+    "A Dask client of the scheduler at `address`; ConfigError (one line naming it) when none answers within `timeout` s."
+    from distributed import Client
+    _check_address(address)
+    why = _no_scheduler(address, timeout)
+    if why is None:
+        try: return Client(address, timeout=timeout)
+        except (OSError, TimeoutError, ValueError) as e: why = f"{type(e).__name__}: {e}".splitlines()[0]
+    raise ConfigError(f"no Dask scheduler answers at {address} ({why}); "
+                      "start one with `dask scheduler`, or leave out --scheduler for a local cluster")
+
 # %% ../nbs/08_sweep.ipynb #6aa07eaf
-def _check_options(cluster: str, workers, runs_per_gpu, slurm_jobs):
-    "ConfigError for a bad cluster option."
+def _check_options(cluster: str, workers, runs_per_gpu, slurm_jobs, scheduler=None, slurm_wait=SLURM_WAIT):
+    "ConfigError for a bad cluster option, or one that the chosen cluster would not use."
     if cluster not in ('local', 'slurm'): raise ConfigError(f"cluster {cluster!r} is not one of: local, slurm")
     for name, v in (('workers', workers), ('runs_per_gpu', runs_per_gpu), ('slurm_jobs', slurm_jobs)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
+    if not isinstance(slurm_wait, (int, float)) or isinstance(slurm_wait, bool) or not slurm_wait > 0:
+        raise ConfigError(f"slurm_wait must be a number of seconds > 0, got {slurm_wait!r}")
+    if scheduler is not None: _check_address(scheduler)
+    if cluster == 'slurm' and scheduler is not None:
+        raise ConfigError("--scheduler joins a running Dask cluster and --cluster slurm starts one: give one of them")
+    if cluster == 'slurm' and workers is not None:
+        raise ConfigError("--workers sets the local cluster's CPU workers; with --cluster slurm, --slurm-jobs sets the "
+                          "jobs and --runs-per-gpu the runs in each")
 
 def _status_row(c: RunConfig, out_dir, status: str, **kw) -> dict:
     return dict(dataset=dataset_slug(c.dataset), method=c.method, seed=c.seed, hash=config_hash(c),
                 status=status, dir=str(run_dir(c, out_dir)), **kw)
 
+def _device_note(st: dict) -> str | None:
+    "The note of a finished cell's record about its device (a GPU its job asked for and did not find)."
+    try: return json.loads((Path(st['dir'])/RESULT).read_text())['device'].get('note')
+    except (OSError, ValueError, KeyError, TypeError, AttributeError): return None
+
 
 # %% ../nbs/08_sweep.ipynb #fe529977
-def _connect(address: str, timeout: float):
-    "A Dask client of the scheduler at `address`; ConfigError (one line naming it) when none answers within `timeout` s."
-    from distributed import Client
-    try: return Client(address, timeout=timeout)
-    except (OSError, TimeoutError, ValueError) as e:
-        raise ConfigError(f"no Dask scheduler answers at {address} (waited {timeout:g} s: {type(e).__name__}); "
-                          "start one with `dask scheduler`, or leave out --scheduler for a local cluster") from None
-
-def run_sweep(configs: list[RunConfig], out_dir: str | os.PathLike, *, force: bool = False,
-              scheduler: str | None = None, cluster: str = 'local', workers: int | None = None,
-              runs_per_gpu: int = 1, gpus: Iterable[int] | None = None, slurm_jobs: int = 1,
-              slurm_options: dict | None = None, notebook: str | None = None, progress: bool = True,
-              client=None, connect_timeout: float = 10) -> 'pd.DataFrame':
-    """Run every cell of `configs` that has no record (all with `force`) as a papermill task on Dask:
-    `client` if given, else the scheduler at `scheduler`, else a new `cluster` ('local' or 'slurm')."""
-    import pandas as pd
-    from distributed import Client, as_completed
+def _follow(client, todo, out_dir, rows: list, *, force, notebook, progress, total: int, watch=None) -> list:
+    "Submit `todo` to `client` and gather a status row per cell into `rows` (a progress bar counts them)."
+    from distributed import wait
     from tqdm.auto import tqdm
-    _check_options(cluster, workers, runs_per_gpu, slurm_jobs)   # a bad option writes nothing
-    out_dir = check_out_dir(out_dir, 'the sweep folder').resolve(); out_dir.mkdir(parents=True, exist_ok=True)
-    configs = list(dict.fromkeys(configs))
-    write_manifest(configs, out_dir)
-    todo = [c for c in configs if force or not has_record(c, out_dir)]
-    rows = [_status_row(c, out_dir, 'skipped') for c in configs if c not in todo]
-    if todo:
-        own_cluster = None
-        if client is None:
-            if scheduler: client = _connect(scheduler, connect_timeout)
-            else:
-                own_cluster = make_cluster(cluster, workers=min(workers or min(4, os.cpu_count() or 1), len(todo)), runs_per_gpu=runs_per_gpu,
-                                           gpus=gpus, slurm_jobs=slurm_jobs, slurm_options=slurm_options)
-                client = Client(own_cluster)
-        owns_client = own_cluster is not None or scheduler is not None
-        try:
-            futures = {client.submit(execute_run, c, str(out_dir), force=force, notebook=notebook,
-                                     key=f"gdml-run-{config_hash(c)}", pure=False): c for c in todo}
-            counts = dict(done=0, failed=0)
-            bar = tqdm(total=len(configs), initial=len(rows), desc='sweep', unit='run', disable=not progress)
-            bar.set_postfix(counts, remaining=len(todo))
-            for fut in as_completed(futures):
+    futures = {client.submit(execute_run, c, str(out_dir), force=force, notebook=notebook,
+                             key=f"gdml-run-{config_hash(c)}", pure=False): c for c in todo}
+    counts, pending = dict(done=0, failed=0), set(futures)
+    with tqdm(total=total, initial=len(rows), desc='sweep', unit='run', disable=not progress) as bar:
+        bar.set_postfix(counts, remaining=len(todo))
+        while pending:
+            try: finished, pending = wait(pending, timeout=1 if watch else None, return_when='FIRST_COMPLETED')
+            except TimeoutError: finished = ()
+            for fut in finished:
                 c = futures[fut]
                 try: st = fut.result()
                 except Exception as e:   # the worker died (killed, out of memory): the cell stays unfinished
                     st = _status_row(c, out_dir, 'failed', error=f"{type(e).__name__}: {e}".splitlines()[0],
                                      notebook=str(run_dir(c, out_dir)/'run.ipynb'))
+                if st['status'] == 'done' and (note := _device_note(st)): st = dict(st, note=note)
                 counts['done' if st['status'] in ('done', 'skipped') else 'failed'] += 1
                 rows.append(st)
-                bar.set_postfix(counts, remaining=len(todo) - sum(counts.values()), refresh=False); bar.update()
+                bar.set_postfix(counts, remaining=len(pending), refresh=False); bar.update()
                 if st['status'] == 'failed':
                     bar.write(f"failed: {st['dataset']}/{st['method']}/seed {st['seed']}: {st.get('error')}"
                               f" (see {st.get('notebook')})")
-            bar.close()
-        finally:
-            if owns_client: client.close()
-            if own_cluster is not None: own_cluster.close()
-    cols = ['dataset', 'method', 'seed', 'hash', 'status', 'dir', 'notebook', 'error']
+            if watch is not None and pending: watch(done=sum(counts.values()), left=len(pending))
+    client.cancel(list(futures))   # results gathered: nothing is left on the workers when they stop
+    return rows
+
+def _remove_empty(folders: list[Path]):
+    "Remove those of `folders` that are empty, deepest first: a sweep that could not start leaves none behind."
+    for p in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        try: p.rmdir()
+        except OSError: pass
+
+def run_sweep(configs: list[RunConfig], out_dir: str | os.PathLike, *, force: bool = False,
+              scheduler: str | None = None, cluster: str = 'local', workers: int | None = None,
+              runs_per_gpu: int = 1, gpus: Iterable[int] | None = None, slurm_jobs: int = 1,
+              slurm: dict | None = None, slurm_options: dict | None = None, slurm_wait: float = SLURM_WAIT,
+              notebook: str | None = None, progress: bool = True, client=None, connect_timeout: float = 10) -> 'pd.DataFrame':
+    """Run every cell of `configs` that has no record (all with `force`) as a papermill task on Dask:
+    `client` if given, else the scheduler at `scheduler`, else a new `cluster` ('local' or 'slurm': `slurm_jobs` jobs
+    of `slurm_job_options(runs_per_gpu, **slurm, options=slurm_options)`, their logs in `out_dir/slurm-logs` unless
+    `slurm` names a `log_dir`; a sweep whose jobs give no worker for `slurm_wait` s ends with a ConfigError)."""
+    import pandas as pd
+    from distributed import Client
+    _check_options(cluster, workers, runs_per_gpu, slurm_jobs, scheduler, slurm_wait)   # a bad option writes nothing
+    out_dir = check_out_dir(out_dir, 'the sweep folder').resolve()
+    configs = list(dict.fromkeys(configs))
+    todo = [c for c in configs if force or not has_record(c, out_dir)]
+    rows = [_status_row(c, out_dir, 'skipped') for c in configs if c not in todo]
+    made = [p for p in (out_dir, *out_dir.parents) if not p.exists()]
+    own_cluster, watch, owns_client, started = None, None, client is None and bool(todo), False
+    try:
+        if todo and client is None:   # the cluster first: one that cannot start leaves nothing on disk
+            if scheduler is not None: client = _connect(scheduler, connect_timeout)
+            elif cluster == 'slurm':
+                slurm = dict(slurm or {}); slurm.setdefault('log_dir', out_dir/'slurm-logs')
+                logs = Path(slurm['log_dir']).resolve(); made += [p for p in (logs, *logs.parents) if not p.exists()]
+                per_job = runs_per_gpu if slurm.get('gpus', 1) else 1
+                jobs = min(slurm_jobs, -(-len(todo) // per_job))   # no more jobs than the cells can use
+                own_cluster = make_cluster('slurm', runs_per_gpu=runs_per_gpu, slurm_jobs=jobs, slurm=slurm,
+                                           slurm_options=slurm_options)
+                client = Client(own_cluster)
+                watch = SlurmWatch(own_cluster, client, slurm_wait)
+                watch.submitted(jobs)
+                if progress: print(f"sweep: Slurm job(s) {', '.join(watch.job_ids())} submitted; "
+                                   f"their logs go to {own_cluster.log_dir}", flush=True)
+            else:
+                own_cluster = make_cluster(cluster, workers=min(workers or min(4, os.cpu_count() or 1), len(todo)),
+                                           runs_per_gpu=runs_per_gpu, gpus=gpus)
+                client = Client(own_cluster)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_manifest(configs, out_dir); started = True
+        if todo: _follow(client, todo, out_dir, rows, force=force, notebook=notebook, progress=progress,
+                         total=len(configs), watch=watch)
+        if watch is not None: watch.end_jobs()
+    finally:
+        _close(client if owns_client else None, own_cluster)
+        if not started: _remove_empty(made)
+    cols = ['dataset', 'method', 'seed', 'hash', 'status', 'dir', 'notebook', 'error', 'note']
     return pd.DataFrame(rows).reindex(columns=cols)
+
+def _close(client, cluster):
+    "Close the sweep's client and cluster (cancelling its Slurm jobs) without a traceback of their own."
+    import contextlib
+    if client is not None:
+        with contextlib.suppress(Exception): client.close()
+    if cluster is None: return
+    try: cluster.close()
+    except Exception:   # e.g. Ctrl-C while a job was being submitted
+        from distributed.core import Status
+        jobs = [str(j.job_id) for j in getattr(cluster, 'workers', {}).values() if getattr(j, 'job_id', None)]
+        if jobs and shutil.which('scancel'): subprocess.run(['scancel', *jobs], capture_output=True, timeout=60)
+        cluster.status = Status.closed   # else distributed closes it again at exit, and waits for its timeout
 

@@ -70,7 +70,7 @@ def _free_port() -> int:
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 
-@pytest.mark.skipif('slow' not in os.environ.get('GDML_TEST_FLAGS', '').split(), reason='slow: GDML_TEST_FLAGS=slow runs it')
+@pytest.mark.slow   # a skipif on GDML_TEST_FLAGS alone left it out of `make test-slow` (pytest -m slow)
 def test_a_sweep_survives_a_worker_killed_mid_run(tmp_path):
     """A real `dask scheduler` and two `dask worker` processes on the loopback: 8 digits cells all finish although one
     worker is killed with SIGKILL while it runs a cell (the scheduler gives its cell to the other worker)."""
@@ -104,3 +104,70 @@ def test_a_sweep_survives_a_worker_killed_mid_run(tmp_path):
         for p in procs:
             if p.poll() is None: os.killpg(p.pid, signal.SIGKILL)
             p.wait()
+
+
+# --- issue 34: `--scheduler` pointing at something that is not a Dask scheduler ---
+
+def _serve(handler) -> str:
+    "A TCP server on a free loopback port, in a daemon thread: its address."
+    import socketserver, threading
+    srv = socketserver.ThreadingTCPServer(('127.0.0.1', 0), handler); srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return f'tcp://127.0.0.1:{srv.server_address[1]}'
+
+
+def _web_server() -> str:
+    import http.server
+    class Quiet(http.server.SimpleHTTPRequestHandler):   # `python -m http.server`, its log left out of the test's stderr
+        def log_message(self, *args): pass
+    return _serve(Quiet)
+
+
+def _http_proxy() -> str:
+    import socketserver
+    class Proxy(socketserver.BaseRequestHandler):   # answers any bytes at once, as a proxy does, and keeps the line
+        def handle(self):
+            self.request.recv(65536)
+            self.request.sendall(b'HTTP/1.1 400 Bad Request\r\nServer: squid\r\nContent-Length: 0\r\n\r\n')
+            time.sleep(60)
+    return _serve(Proxy)
+
+
+def _closed_port() -> str:
+    return f'tcp://127.0.0.1:{_free_port()}'
+
+
+def _sweep_in_thread(argv, limit: float = 60):
+    "`gdml.cli.main(argv)` in a thread that may hang: (exit status or None if still running after `limit` s, stderr, seconds)."
+    import contextlib, io, threading
+    err, got = io.StringIO(), []
+    def go():
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            from gdml.cli import main
+            try: got.append(main(argv))
+            except BaseException as e: got.append(e)
+    t0 = time.monotonic()
+    th = threading.Thread(target=go, daemon=True); th.start(); th.join(limit)
+    return (got[0] if got else None), err.getvalue(), time.monotonic() - t0
+
+
+@pytest.mark.parametrize('where, words', [
+    (_web_server, ['gave no Dask answer', 'not a Dask scheduler']),
+    (_http_proxy, ['answered, not as Dask', 'not a Dask scheduler']),
+    (_closed_port, ['no Dask scheduler answers at tcp://127.0.0.1:', ', after ']),   # refused (or, on a busy machine, timed out)
+    (lambda: 'notanaddress', ["'notanaddress' is not a scheduler address", 'missing port', 'tcp://host:8786']),
+    (lambda: '', ['--scheduler is empty', 'tcp://host:8786']),
+], ids=['web server', 'http proxy', 'closed port', 'no port', 'empty'])
+def test_a_scheduler_address_without_a_scheduler_is_one_line(tmp_path, where, words):
+    """Within about the connect timeout (10 s), one line naming what is there, exit status 2, and nothing written: no
+    sweep folder, no sweep.json merged, no local cluster started in its place."""
+    address = where()
+    code, err, took = _sweep_in_thread(['sweep', '--datasets', 'digits', '--methods', 'gdml', '--seeds', '1', '--epochs', '1',
+                                        '--gemini-epochs', '1', '--no-progress', '--scheduler', address,
+                                        '--out', str(tmp_path/'runs')])
+    assert code == 2, (code, err, took)
+    assert len(err.strip().splitlines()) == 1 and 'Traceback' not in err and 'EiB' not in err, err
+    assert all(w in err for w in words), err
+    assert 'waited' not in err, err   # the time it took, not the timeout it had
+    assert took < 20, took
+    assert not (tmp_path/'runs').exists(), sorted(tmp_path.rglob('*'))
