@@ -146,7 +146,7 @@ def test_a_job_slurm_will_never_start_is_one_line(capsys, tmp_path, fake_slurm, 
 def test_jobs_that_end_with_cells_left_say_how_to_resume(monkeypatch):
     "Every job ended (here at its walltime) while cells were left: one line naming the state, the walltime and the resume."
     from types import SimpleNamespace as NS
-    import gdml.sweep as sweep
+    import gdml.slurm as sweep
     from gdml.config import ConfigError
     monkeypatch.setattr(sweep, 'slurm_job_states', lambda ids: {i: ('TIMEOUT', 'TimeLimit') for i in ids})
     cluster = NS(failures=[], workers={'w0': NS(job_id='7')}, log_dir='runs/slurm-logs', job_name='gdml-sweep')
