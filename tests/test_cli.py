@@ -141,8 +141,8 @@ def test_tables_and_figures(cli, tmp_path):
     r = cli('tables', '--runs', runs)
     assert r.returncode == 0, r.stderr
     md = (runs/'tables'/'table_digits.md').read_text()
-    assert '| Ours (G-DML) | **90.50 ± 6.35** |' in md        # mean and t-interval of (90, 91), best in bold
-    assert '| Siamese [euclidean] | 70.50 ± 6.35 |' in md and '| Margin | – |' in md   # a baseline's row names its distance
+    assert '| G-DML | **90.50 ± 6.35** |' in md        # mean and t-interval of (90, 91), best in bold
+    assert '| Siamese | 70.50 ± 6.35 |' in md and '| Margin | – |' in md   # short names (issue 33)
     assert r'\textbf{90.50 $\pm$ 6.35}' in (runs/'tables'/'table_digits.tex').read_text()
     assert (runs/'tables'/'table_digits.csv').read_text().splitlines()[0] == 'Model,Recall@1,F-score,NMI,RP,MAP@R'
     assert 'missing runs (6)' in r.stdout and 'multisim' in r.stdout and 'margin' in r.stdout and 'softmax' in r.stdout   # every '–' is listed
@@ -166,7 +166,7 @@ def test_broken_records_are_named_and_skipped(cli, tmp_path):
             d = run_dir(make_config('digits', m, 1), runs)
             assert any(str(d) in line and fault in line for line in r.stdout.splitlines()), (m, r.stdout)
     md = (runs/'tables'/'table_digits.md').read_text()
-    assert '| Ours (G-DML) | **90.00 ± n/a** (1 of 2 seeds) |' in md   # the other seed is reported, and says so
+    assert '| G-DML | **90.00 ± n/a** (1 of 2 seeds) |' in md   # the other seed is reported, and says so
 
 
 def test_tables_show_every_record_on_disk(cli, tmp_path):
@@ -177,7 +177,7 @@ def test_tables_show_every_record_on_disk(cli, tmp_path):
         _fake(runs, 'gdml', 0, 40 if parent == 'a' else 30, dataset=str(pets))
     r = cli('tables', '--runs', runs)
     assert r.returncode == 0, r.stderr
-    assert '| Margin [euclidean] | 60.00 ± n/a (1 of 2 seeds) |' in (runs/'tables'/'table_digits.md').read_text()
+    assert '| Margin | 60.00 ± n/a (1 of 2 seeds) |' in (runs/'tables'/'table_digits.md').read_text()
     assert '**Performance on a/pets**' in r.stdout and '**Performance on b/pets**' in r.stdout
     assert '40.00' in (runs/'tables'/'table_a_pets.md').read_text() and '30.00' in (runs/'tables'/'table_b_pets.md').read_text()
     missing = (runs/'tables'/'missing.csv').read_text()
@@ -252,9 +252,9 @@ def test_tables_where_selects_a_configuration(cli, tmp_path):
                       config=config_dict(c), metrics=dict.fromkeys(METRICS, 5.0), finished='2026-03-01',
                       arrays=dict(test_embeddings=np.zeros((4, 2), np.float32), test_labels=np.arange(4) % 2)), runs)
     r = cli('tables', '--runs', runs)
-    assert r.returncode == 0 and '| Ours (G-DML) (epochs=7) | 5.00 ± n/a (1 of 2 seeds)' in r.stdout, r.stdout   # one profile: not named
+    assert r.returncode == 0 and '| G-DML (7 epochs) | 5.00 ± n/a (1 of 2 seeds)' in r.stdout, r.stdout   # one profile: not named
     r = cli('tables', '--runs', runs, '--where', 'epochs=7')
-    assert r.returncode == 0 and '| Ours (G-DML) | **5.00 ± n/a** |' in r.stdout, r.stdout   # one configuration, its seeds
+    assert r.returncode == 0 and '| G-DML (7 epochs) | **5.00 ± n/a** |' in r.stdout, r.stdout   # one configuration, its seeds
     one_line_error(cli('tables', '--runs', runs, '--where', 'epoch=7'), "'epoch' is not a configuration field")
 
 

@@ -335,7 +335,9 @@ def _placeholder(what: str, how: str) -> str:
 
 def _verdicts_md(study: Path, rel: str, folder: str) -> str:
     if (study/VERDICTS).is_file():
-        return f'![The verdicts: G-DML minus each arm, Welch 95% intervals]({rel}/{VERDICTS})\n'
+        overview = study/'tables'/'overview.md'
+        return (f'![The verdicts: G-DML minus each arm, Welch 95% intervals]({rel}/{VERDICTS})\n'
+                + (f"\n{overview.read_text(encoding='utf-8').strip()}\n" if overview.is_file() else ''))
     return _placeholder('The verdicts figure', f'`gdml figures` draws `{folder}/{VERDICTS}` (G-DML minus each arm, Recall@1 '
                         'and MAP@R, Welch 95% intervals); this page shows it once it is in the study folder.')
 
@@ -356,7 +358,9 @@ def _dataset_md(study: Path, ds: str, rel: str, folder: str) -> str:
                else _placeholder(f'The {name} embedding explorer', f'`gdml explore` writes `{folder}/{explorer}` (seed 0, every '
                                  'arm); this page links it once it is in the study folder.'))
     for kind, title in (('table', f'Every metric on {name}'), ('paper_vs_ours', f'Ours beside the paper on {name}, metric by metric'),
-                        ('claims', f"The paper's claims measured on {name}")):
+                        ('verdicts', f'Every verdict on {name}: G-DML minus each arm'),
+                        ('claims', f"The paper's claims measured on {name}"),
+                        ('diagnostics', f"Diagnostics on {name}: the teacher's layout and the student's fit")):
         if table(kind).is_file(): out.append(_fold(title, table(kind).read_text(encoding='utf-8')))
     if (own := [p for p in readings(study) if p.stem.partition('_')[2] == ds]):
         out.append('The executed notebooks: ' + ', '.join(
