@@ -13,7 +13,7 @@ TEST_WORKERS ?= auto
 # cell flags to run besides the default ones, e.g. `make test GDML_TEST_FLAGS=slow` (also runs the tests marked slow)
 export GDML_TEST_FLAGS
 
-.PHONY: demo test test-slow paper install clean-venv gpu-pack gpu-commit docs readme check-lab
+.PHONY: demo test test-slow paper install clean-venv gpu-pack gpu-commit docs readme check-lab explore-pages
 
 install: $(STAMP)
 
@@ -53,9 +53,24 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build -q --strict -d _docs
 	@echo "docs: _docs/index.html"
 
-# JupyterLab in headless Chromium (apt-get install chromium chromium-driver): runs the first cells of 03_gemini, screenshot
+# JupyterLab in headless Chromium (apt-get install chromium chromium-driver): runs the first cells of 03_gemini, then
+# 11_explore's up to its explorer, where a point is clicked; a screenshot of each
 check-lab: $(STAMP)
 	$(BIN)/python tools/check_lab.py --screenshot nbs/images/jupyterlab_03_gemini.png
+	$(BIN)/python tools/check_lab.py --notebook nbs/11_explore.ipynb --through-cell-ending ex --expect triplet/seed0- \
+	  --explorer --screenshot nbs/images/jupyterlab_11_explore.png
+
+# the explorer pages of the CPU-scale study, results/cpu/explore/<dataset>.html (the docs' results page links them, and
+# the site copies them): every arm, seed 0, one page per dataset (under 8 MB each), from the committed records and the
+# datasets of $GDML_DATA; a page is rebuilt when its records or gdml/explore.py are newer, and one whose dataset is
+# missing here is left out with a note
+EXPLORE_DATASETS ?= mnist fashion_mnist cifar10
+explore-pages: $(EXPLORE_DATASETS:%=results/cpu/explore/%.html)
+
+.SECONDEXPANSION:
+results/cpu/explore/%.html: gdml/explore.py $$(wildcard results/cpu/$$*/*/seed0-*/result.json) | $(STAMP)
+	$(BIN)/gdml explore --runs results/cpu --dataset $* --seed 0 --out $@ \
+	  || echo "note: $@ left out (the line above says why)"
 
 clean-venv:
 	rm -rf $(VENV)

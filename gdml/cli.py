@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .protocol import CHOICES, METHODS, DATASETS, PROFILES, FIELDS
 from .config import RunConfig, ConfigError, make_config
+from .explore import add_explore_parser, cmd_explore
 
 # %% auto #0
 __all__ = ['HYPER', 'SWEEP_EPILOG', 'WRITE_ERRORS', 'COMMANDS', 'GdmlParser', 'add_hyper_options', 'hyper_values', 'build_parser',
@@ -166,7 +167,7 @@ def _slurm_args(args, device: str) -> dict:
 
 # %% ../nbs/10_cli.ipynb #5fc6e4f7
 def build_parser() -> GdmlParser:
-    "The `gdml` argument parser with its six subcommands."
+    "The `gdml` argument parser with its seven subcommands."
     p = GdmlParser(prog='gdml', description='Guided Deep Metric Learning: runs, sweeps, tables and figures.')
     sub = p.add_subparsers(dest='command', required=True, parser_class=GdmlParser, metavar='COMMAND')
     r = sub.add_parser('run', help='train and evaluate one configuration (through the run notebook)',
@@ -213,6 +214,7 @@ def build_parser() -> GdmlParser:
     d.add_argument('--workers', type=_count, default=2, help='CPU workers (default 2)')
     d.add_argument('--seeds', type=_count, default=3, help='number of seeds (default 3)')
     d.add_argument('--force', action='store_true', help='rerun the runs that have a record')
+    add_explore_parser(sub)
     return p
 
 
@@ -382,7 +384,8 @@ def cmd_embed(args) -> int:
     return 0
 
 # %% ../nbs/10_cli.ipynb #83f62b5c
-COMMANDS = dict(run=cmd_run, sweep=cmd_sweep, tables=cmd_tables, figures=cmd_figures, demo=cmd_demo, embed=cmd_embed)
+COMMANDS = dict(run=cmd_run, sweep=cmd_sweep, tables=cmd_tables, figures=cmd_figures, demo=cmd_demo, embed=cmd_embed,
+                explore=cmd_explore)
 
 def _user_error(e: BaseException) -> bool:
     "Errors of the user's input, shown as one line: a bad value, bad data, a broken record, a missing file or extra."

@@ -43,9 +43,9 @@ def git_commit(path: str | os.PathLike | None = None) -> str:
 
 # %% ../nbs/07a_provenance.ipynb #08f176f6
 # the modules whose code cannot change a number: provenance, the record store, the notebook execution, sweeps (Slurm
-# too), reporting, tables and figures, inference, the command line, files
+# too), reporting, tables and figures, inference, the explorer, the command line, files
 _NOT_NUMERIC = ('__init__.py', '_modidx.py', 'provenance.py', 'store.py', 'execute.py', 'sweep.py', 'reporting.py',
-                'tables.py', 'figures.py', 'slurm.py', 'inference.py', 'cli.py', 'files.py')
+                'tables.py', 'figures.py', 'slurm.py', 'inference.py', 'explore.py', 'cli.py', 'files.py')
 
 def code_tokens(source: str) -> list[str]:
     """The tokens of Python `source` that can change what it computes: no comments, no docstrings, no blank lines
@@ -66,7 +66,7 @@ def code_tokens(source: str) -> list[str]:
 
 def source_hash() -> str:
     """Short hash of the code of gdml's modules that can change a number (not those of `_NOT_NUMERIC`: provenance, the
-    record store, notebook execution, sweeps, reporting, inference, the CLI, files), docstrings and comments left out:
+    record store, notebook execution, sweeps, reporting, inference, the explorer, the CLI, files), docstrings and comments left out:
     a record goes stale when a default or a computation changes, not when a comment does."""
     import gdml
     h = hashlib.sha256()

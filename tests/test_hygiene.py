@@ -19,6 +19,13 @@ ARRANGEMENT_WORDS = {'306bc0cadb143e72', 'a0b57447f767e030', 'bbb7e4fdad15d6f0',
 WORD = re.compile(r'\w+')   # whole identifiers: start_new_session is a name, not a word
 # a line of base64 (a notebook's image output): its letters are not words
 BASE64 = re.compile(r'^\s*("image/[\w.+-]+": )?"[A-Za-z0-9+/=]{60,}(\\n)?",?\s*$')
+# base64 inside a line (a data: URI, an array a page carries as bytes): random letters, which read as a short word now
+# and then; a line's words are read without them (its paths are still looked for in the whole line)
+BASE64_RUN = re.compile(r'[A-Za-z0-9+/=]{60,}')
+# a third-party script that a page carries verbatim (BokehJS, inline in gdml.explore's pages and in the explorer
+# notebook's output): from its licence banner to the end of its script, its words are the library's, not the project's
+VENDORED_START = re.compile(r'Copyright \(c\) Anaconda, Inc\., and Bokeh Contributors')
+VENDORED_END = re.compile(r'</script>|&lt;/script&gt;')
 
 
 def _digest(text: str) -> str: return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -43,15 +50,33 @@ PATTERNS = machine_paths()
 
 def findings(path: str, text: str, patterns: dict = PATTERNS) -> list[tuple[str, int, str, str]]:
     "(path, line number, what, line) for every path of this machine and every word about its arrangements in `text`."
-    found = []
+    found, vendored = [], False
     for i, line in enumerate(text.splitlines(), 1):
+        if vendored or VENDORED_START.search(line):
+            vendored = not VENDORED_END.search(line)
+            continue
         if BASE64.match(line): continue
         for name, pat in patterns.items():
             if pat.search(line): found.append((path, i, name, line.strip()))
-        words = [w.lower() for w in WORD.findall(line)]
+        words = [w.lower() for w in WORD.findall(BASE64_RUN.sub(' ', line))]
         if {_digest(w) for w in words} & ARRANGEMENT_WORDS or {_digest(f'{a} {b}') for a, b in zip(words, words[1:])} & ARRANGEMENT_WORDS:
             found.append((path, i, 'a word about how the project is built', line.strip()))
     return found
+
+
+def test_a_vendored_script_is_the_library_s_words_until_it_ends():
+    w = 'sess' + 'ion'
+    page = f"<script>\n/*!\n * Copyright (c) Anaconda, Inc., and Bokeh Contributors\n */\nfunction pull_{w}(){{}} a.{w}=1\n</script>\n"
+    assert not findings('x', page, {})
+    assert findings('x', page + f'<p>our {w}</p>', {}) == [('x', 7, 'a word about how the project is built', f'<p>our {w}</p>')]
+    escaped = page.replace('<', '&lt;').replace('>', '&gt;')   # inside a frame's srcdoc (a notebook output)
+    assert not findings('x', escaped, {}) and findings('x', escaped + f'our {w}', {})
+
+
+def test_base64_inside_a_line_is_not_read_as_words():
+    w = 'sess' + 'ion'
+    uri = 'data:image/webp;base64,' + 'QUJD' * 20 + f'+{w.upper()}/' + 'QUJD' * 20
+    assert not findings('x', f'<img src="{uri}">', {}) and findings('x', f'<img src="{uri}"> {w}', {})
 
 
 def tracked_files() -> list[str]:

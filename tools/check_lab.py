@@ -3,9 +3,12 @@ Chromium (selenium + Debian's chromium and chromium-driver), run its first cells
 outputs appear in the page, save a screenshot (a small palette PNG), shut JupyterLab and the browser down and check
 that none of the processes they started (the server, the kernel, chromedriver, Chromium) is left.
 
-usage: python tools/check_lab.py [--notebook nbs/03_gemini.ipynb] [--cells 7] [--expect 'torch.Size([5, 2])']
-                                 [--screenshot nbs/images/jupyterlab_03_gemini.png]
-Exit status 0 when the expected output appeared; the reason otherwise. `make check-lab` runs it.
+usage: python tools/check_lab.py [--notebook nbs/03_gemini.ipynb] [--cells 7 | --through-cell-ending TEXT]
+                                 [--expect 'torch.Size([5, 2])'] [--screenshot nbs/images/jupyterlab_03_gemini.png]
+                                 [--explorer]
+With --explorer the last output is gdml.explore's page (in a frame): a point in it is clicked, and its neighbour list
+must appear. Exit status 0 when the expected output appeared; the reason otherwise. `make check-lab` runs it on
+03_gemini and on 11_explore.
 """
 from __future__ import annotations
 import argparse, contextlib, json, os, secrets, shutil, socket, subprocess, sys, tempfile, time, urllib.request
@@ -116,11 +119,95 @@ def save_png(png: bytes, path: str, colours: int = 64):
     except ImportError: Path(path).write_bytes(png)
 
 
+# ---------------------------------------------------------------- the explorer (gdml.explore) in a browser
+# Its page is a Bokeh document: these read it through BokehJS (the models by name, their views' screen coordinates) and
+# act on it as a user does (a real click on the canvas). tests/test_explore.py drives a page from disk with them.
+
+_VIEWS = """const doc = Bokeh.documents[0], views = Object.values(Bokeh.index)[0].owner,
+  model = (name) => doc.get_model_by_name(name), view = (name) => views.find_one(model(name));"""
+
+
+def explorer_ready(d, timeout: float = 60):
+    "Wait until the page's Bokeh document is drawn (its panels' views exist); their names."
+    from selenium.webdriver.support.ui import WebDriverWait
+    js = "try { " + _VIEWS + " return view('panel0') ? doc.roots().length : 0 } catch (e) { return 0 }"
+    WebDriverWait(d, timeout).until(lambda d: d.execute_script(js))
+    return d.execute_script(_VIEWS + "return [...doc.all_models].map(m => m.name).filter(n => n && n.startsWith('panel'))")
+
+
+def point_positions(d, panel: int = 0) -> list[tuple[float, float]]:
+    """The window coordinates (CSS pixels) of every sample point of panel `panel`, in the points source's order: of the
+    browser's window, also when the page lies in a frame (a notebook's output), as a pointer action wants them."""
+    return d.execute_script(_VIEWS + f"""
+const r = view('points{panel}'), c = view('panel{panel}').canvas_view.el.getBoundingClientRect(), src = model('points');
+const f = window.frameElement ? window.frameElement.getBoundingClientRect() : {{left: 0, top: 0}};
+const xs = src.data['x{panel}'], ys = src.data['y{panel}'], out = [];
+for (let i = 0; i < xs.length; i++)
+  out.push([f.left + c.left + r.coordinates.x_scale.compute(xs[i]), f.top + c.top + r.coordinates.y_scale.compute(ys[i])]);
+return out""")
+
+
+def loneliest_point(positions) -> int:
+    "The index of the point farthest from its nearest other point: a click there hits it alone."
+    import numpy as np
+    p = np.asarray(positions, float)
+    gap = np.sqrt(((p[:, None] - p[None]) ** 2).sum(-1)) + np.eye(len(p)) * 1e9
+    return int(gap.min(1).argmax())
+
+
+def click_at(d, x: float, y: float):
+    "A mouse click at window coordinates (x, y)."
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+    a = ActionBuilder(d)
+    a.pointer_action.move_to_location(int(round(x)), int(round(y))).pause(0.2).click()
+    a.perform()
+
+
+def neighbour_cells(d) -> list[dict]:
+    "The neighbour list as drawn (the Div's shadow DOM): one dict per cell, arm, train index, distance, image shown."
+    return d.execute_script(_VIEWS + """
+const root = view('neighbours').el.shadowRoot ?? view('neighbours').el;
+return [...root.querySelectorAll('td.neighbour')].map(td => ({arm: +td.dataset.arm, index: +td.dataset.trainIndex,
+  distance: +td.dataset.distance, image: !!(td.querySelector('img') && td.querySelector('img').naturalWidth > 0)}))""")
+
+
+def coloured_pixels(png: bytes, colours: list[str], tolerance: int = 30) -> int:
+    """How many pixels of a PNG screenshot are within `tolerance` (per channel) of one of `colours` ('#rrggbb'). Greys
+    among them are left out: a plot's axes, grid and labels are grey, and would count on a plot without points."""
+    import io
+    import numpy as np
+    from PIL import Image
+    img = np.asarray(Image.open(io.BytesIO(png)).convert('RGB'), int)
+    want = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in colours])
+    want = want[np.ptp(want, 1) > 40]
+    return int((np.abs(img[:, :, None, :] - want[None, None]).max(-1) <= tolerance).any(-1).sum())
+
+
+def explore_and_click(d, timeout: float = 60) -> dict:
+    """On a drawn explorer page: click panel 0's loneliest point, wait for its neighbour list; what was seen."""
+    from selenium.webdriver.support.ui import WebDriverWait
+    panels = explorer_ready(d, timeout)
+    i = loneliest_point(point_positions(d, 0))
+    click_at(d, *point_positions(d, 0)[i])
+    WebDriverWait(d, timeout).until(lambda d: neighbour_cells(d))
+    selected = d.execute_script(_VIEWS + "return [...model('points').selected.indices]")
+    return dict(panels=panels, clicked=i, selected=selected, neighbours=neighbour_cells(d))
+
+
+def cells_through(notebook: str, ending: str) -> int:
+    "How many cells, from the first, run through the first code cell whose source ends with `ending`."
+    cells = json.loads((ROOT/notebook).read_text())['cells']
+    for i, c in enumerate(cells, 1):
+        if c['cell_type'] == 'code' and ''.join(c['source']).rstrip().endswith(ending): return i
+    raise ValueError(f"{notebook}: no code cell ends with {ending!r}")
+
+
 def check(notebook: str = 'nbs/03_gemini.ipynb', cells: int = 7, expect: str = 'torch.Size([5, 2])',
-          screenshot: str | None = None, timeout: float = 240) -> dict:
+          screenshot: str | None = None, timeout: float = 240, explorer: bool = False) -> dict:
     """Open `notebook` in JupyterLab, run its first `cells` cells, wait for `expect` in an output area; returns what was
     seen. Raises AssertionError (with the page's outputs) when it does not appear, when a cell printed a traceback, when
-    the code cells were not all run (prompts [1] .. [n]) or when a process it started outlives it."""
+    the code cells were not all run (prompts [1] .. [n]) or when a process it started outlives it. With `explorer`, the
+    last output's frame holds a `gdml.explore` page: a point in it is clicked and its neighbour list must appear."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.common.action_chains import ActionChains
@@ -149,12 +236,16 @@ def check(notebook: str = 'nbs/03_gemini.ipynb', cells: int = 7, expect: str = '
                 except Exception:
                     if screenshot: save_png(d.get_screenshot_as_png(), str(Path(screenshot).with_suffix('.failed.png')))
                     raise AssertionError(f"{expect!r} did not appear in {timeout:.0f} s; outputs: {outputs(d)}") from None
+                # the cells after the one that shows `expect` finish too (no prompt left at [*])
+                def running(d): return any('[*]' in e.text for e in d.find_elements(By.CSS_SELECTOR, '.jp-NotebookPanel .jp-Cell .jp-InputPrompt'))
+                wait.until(lambda d: not running(d))
                 seen = outputs(d)
                 bad = [t for t in seen if 'Traceback' in t or 'Error' in t.split('\n')[0]]
                 assert not bad, f"a cell failed: {bad[0][:500]}"
                 prompts = [e.text.strip() for e in d.find_elements(By.CSS_SELECTOR, '.jp-NotebookPanel .jp-Cell .jp-InputPrompt')]
                 ran = [p for p in prompts if p not in ('', '[ ]:')]
                 assert ran == [f'[{i}]:' for i in range(1, n_code + 1)], f"the {n_code} code cells did not all run: {prompts}"
+                shown = _explorer_in_lab(d, timeout) if explorer else None
                 if screenshot: save_png(d.get_screenshot_as_png(), screenshot)
             finally:
                 started = descendants(os.getpid()) - before   # JupyterLab, the kernel, chromedriver, Chromium
@@ -165,21 +256,41 @@ def check(notebook: str = 'nbs/03_gemini.ipynb', cells: int = 7, expect: str = '
         for p in left:   # none should be: kill them all the same, then say so
             with contextlib.suppress(OSError): os.kill(int(p.split()[0]), 9)
     assert not left, f"still running after the shutdown: {left}"
-    return dict(outputs=seen, prompts=ran, processes=len(started), seconds=round(time.time() - t0, 1), screenshot=screenshot)
+    return dict(outputs=seen, prompts=ran, processes=len(started), seconds=round(time.time() - t0, 1), screenshot=screenshot,
+                explorer=shown)
+
+
+def _explorer_in_lab(d, timeout: float) -> dict:
+    "The explorer in the last output's frame, scrolled to the top of the notebook, clicked (`explore_and_click`)."
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    find = lambda d: d.find_elements(By.CSS_SELECTOR, '.jp-NotebookPanel .jp-OutputArea-output iframe')
+    try: frames = WebDriverWait(d, timeout).until(find)
+    except Exception: raise AssertionError("no output holds a frame (the explorer's page)") from None
+    d.execute_script("arguments[0].scrollIntoView({block: 'start'})", frames[-1])
+    time.sleep(1)
+    d.switch_to.frame(frames[-1])
+    try: return explore_and_click(d, timeout)
+    finally: d.switch_to.default_content()
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--notebook', default='nbs/03_gemini.ipynb')
     ap.add_argument('--cells', type=int, default=7)
+    ap.add_argument('--through-cell-ending', default=None, metavar='TEXT',
+                    help='instead of --cells: run through the first code cell whose source ends with TEXT')
     ap.add_argument('--expect', default='torch.Size([5, 2])')
     ap.add_argument('--screenshot', default='nbs/images/jupyterlab_03_gemini.png')
+    ap.add_argument('--explorer', action='store_true', help="the last output is gdml.explore's page: click a point in it")
     a = ap.parse_args(argv)
     why = missing()
     if why: print(f"check-lab: cannot run: {why}", file=sys.stderr); return 2
-    res = check(a.notebook, a.cells, a.expect, a.screenshot)
+    if a.through_cell_ending: a.cells = cells_through(a.notebook, a.through_cell_ending)
+    res = check(a.notebook, a.cells, a.expect, a.screenshot, explorer=a.explorer)
     print(json.dumps(res, indent=1))
-    print(f"check-lab: ok: {a.expect!r} appeared after running {a.cells} cells of {a.notebook} ({len(res['prompts'])} code cells); "
+    shown = f"; the explorer listed {len(res['explorer']['neighbours'])} neighbours of a clicked point" if a.explorer else ''
+    print(f"check-lab: ok: {a.expect!r} appeared after running {a.cells} cells of {a.notebook} ({len(res['prompts'])} code cells){shown}; "
           f"{res['processes']} processes started, none left; {res['seconds']} s; screenshot {a.screenshot}")
     return 0
 
