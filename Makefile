@@ -54,10 +54,10 @@ docs: $(STAMP)
 	@echo "docs: _docs/index.html"
 
 # JupyterLab in headless Chromium (apt-get install chromium chromium-driver): runs the first cells of 03_gemini, then
-# 11_explore's up to its explorer, where a point is clicked; a screenshot of each
+# 09b_explore's up to its explorer, where a point is clicked; a screenshot of each
 check-lab: $(STAMP)
 	$(BIN)/python tools/check_lab.py --screenshot nbs/images/jupyterlab_03_gemini.png
-	$(BIN)/python tools/check_lab.py --notebook nbs/11_explore.ipynb --through-cell-ending ex --expect triplet/seed0- \
+	$(BIN)/python tools/check_lab.py --notebook nbs/09b_explore.ipynb --through-cell-ending ex --expect triplet/seed0- \
 	  --explorer --screenshot nbs/images/jupyterlab_11_explore.png
 
 # the explorer pages of the CPU-scale study, results/cpu/explore/<dataset>.html (the docs' results page links them, and

@@ -45,7 +45,7 @@ def git_commit(path: str | os.PathLike | None = None) -> str:
 # the modules whose code cannot change a number: provenance, the record store, the notebook execution, sweeps (Slurm
 # too), reporting, tables and figures, inference, the explorer, the command line, files
 _NOT_NUMERIC = ('__init__.py', '_modidx.py', 'provenance.py', 'store.py', 'execute.py', 'sweep.py', 'reporting.py',
-                'tables.py', 'figures.py', 'slurm.py', 'inference.py', 'explore.py', 'cli.py', 'files.py')
+                'tables.py', 'figures.py', 'slurm.py', 'inference.py', 'explore_data.py', 'explore.py', 'cli.py', 'files.py')
 
 def code_tokens(source: str) -> list[str]:
     """The tokens of Python `source` that can change what it computes: no comments, no docstrings, no blank lines

@@ -14,8 +14,8 @@ from gdml.config import ConfigError, make_config
 from gdml.corruptions import corrupt
 from gdml.data import load_dataset
 from gdml.slices import query_subset
-from gdml.explore import (CONTEXT, PAGE_LIMIT_MB, POINTS, Explorer, explore, explorer_data, find_runs, fit_points,
-                          write_page)
+from gdml.explore import Explorer, explore, write_page
+from gdml.explore_data import CONTEXT, PAGE_LIMIT_MB, POINTS, explorer_data, find_runs, fit_points
 from gdml.inference import load_embedder, nearest_train
 from gdml.store import MODEL, load_record, run_and_write
 
@@ -195,11 +195,11 @@ def test_gdml_explore_bad_input_is_one_line(records, tmp_path, capsys):
 def test_the_notebook_is_kept_without_the_explorer_s_output():
     # its `ex` cell draws the explorer in JupyterLab (make check-lab); the page it holds (BokehJS inline, 2 MB) is not
     # kept in the repository, nor doubled on the docs site: the notebook shows check-lab's screenshot instead
-    nb = ROOT/'nbs'/'11_explore.ipynb'
+    nb = ROOT/'nbs'/'09b_explore.ipynb'
     cells = json.loads(nb.read_text())['cells']
     shows = [c for c in cells if c['cell_type'] == 'code' and ''.join(c['source']).strip() == 'ex']
     assert len(shows) == 1 and not shows[0]['outputs'], \
-        "clear the output of 11_explore's `ex` cell before committing the notebook (2 MB of BokehJS)"
+        "clear the output of 09b_explore's `ex` cell before committing the notebook (2 MB of BokehJS)"
     assert nb.stat().st_size < 300_000 and 'Bokeh Contributors' not in nb.read_text()
     assert any(c['outputs'] for c in cells if c['cell_type'] == 'code'), "the other cells keep their outputs"
 
@@ -256,7 +256,7 @@ def test_jupyterlab_shows_the_explorer(tmp_path):
     if why: pytest.skip(why)
     shot = tmp_path/'lab.png'
     # as `make check-lab`: the cells through the one that shows an Explorer, then a click in its frame
-    res = check_lab.check('nbs/11_explore.ipynb', cells=check_lab.cells_through('nbs/11_explore.ipynb', 'ex'),
+    res = check_lab.check('nbs/09b_explore.ipynb', cells=check_lab.cells_through('nbs/09b_explore.ipynb', 'ex'),
                           expect='triplet/seed0-', screenshot=str(shot), explorer=True)
     assert len(res['explorer']['panels']) == 2 and len(res['explorer']['neighbours']) == 2 * 5
     assert shot.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'

@@ -8,7 +8,7 @@ usage: python tools/check_lab.py [--notebook nbs/03_gemini.ipynb] [--cells 7 | -
                                  [--explorer]
 With --explorer the last output is gdml.explore's page (in a frame): a point in it is clicked, and its neighbour list
 must appear. Exit status 0 when the expected output appeared; the reason otherwise. `make check-lab` runs it on
-03_gemini and on 11_explore.
+03_gemini and on 09b_explore.
 """
 from __future__ import annotations
 import argparse, contextlib, json, os, secrets, shutil, socket, subprocess, sys, tempfile, time, urllib.request
