@@ -49,7 +49,8 @@ readme: $(STAMP)
 
 # the documentation site: every notebook with its stored outputs (nothing executed), offline, into _docs/;
 # tools/docs_hooks.py (mkdocs.yml hooks:) shows exported cells as API entries, LaTeX as MathML, no directives or stderr
-docs: $(STAMP)
+# (with the explorer pages of results/cpu, made first where the records and $$GDML_DATA allow: the results page links them)
+docs: $(STAMP) explore-pages
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build -q --strict -d _docs
 	@echo "docs: _docs/index.html"
 

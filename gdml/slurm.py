@@ -152,6 +152,17 @@ def refusal_message(e: BaseException) -> str:
 def _jobs_text(states: dict) -> str:
     return ', '.join(f"job {i} {s}" + (f" ({r})" if r and r != 'None' else '') for i, (s, r) in states.items())
 
+def _stop_heartbeat(dask_worker):
+    "Stop a worker's heartbeat to the scheduler (run on the worker by `Client.run`)."
+    callback = dask_worker.periodic_callbacks.get('heartbeat')
+    if callback is not None: callback.stop()
+
+def _quiet_heartbeats(client, settle: float = 1.0):
+    """Stop every worker's heartbeat, then give one already in flight `settle` s to come back: a heartbeat that meets its
+    worker closing fails, and distributed logs that with a traceback in the job's log (now and then, under load)."""
+    import contextlib
+    with contextlib.suppress(Exception): client.run(_stop_heartbeat); time.sleep(settle)
+
 class SlurmWatch:
     "Ends a sweep whose Slurm jobs give it no worker, with one line (ConfigError); ends its jobs cleanly at the end."
     def __init__(self, cluster, client, wait: float = SLURM_WAIT, every: float = 5):
@@ -218,6 +229,7 @@ class SlurmWatch:
             async with rpc(address) as nanny: await nanny.terminate(timeout=timeout / 2, reason='gdml-sweep-done')
         async def stop_all():
             await asyncio.wait_for(asyncio.gather(*map(stop, nannies), return_exceptions=True), timeout)
+        _quiet_heartbeats(self.client)
         if nannies: self.client.sync(stop_all)
         elif workers: self.client.retire_workers(list(workers), close_workers=True, remove=True)   # no nannies
         deadline = time.monotonic() + timeout

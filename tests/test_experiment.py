@@ -149,20 +149,20 @@ def test_claims_and_ablations_notebooks_run_a_tiny_grid(tmp_path):
     assert 'not measured' in text                      # no class-disjoint runs were asked for
     assert 'reported, no test (2 seeds' in text and 'could detect differences of' in text and 'ci_half' in text
     recs = [json.loads(p.read_text()) for p in runs.glob('**/result.json')]
-    assert len(recs) == 10 and all(len(r['claims']['shift']['rows']) == 40 for r in recs)
+    assert len(recs) == 12 and all(len(r['claims']['shift']['rows']) == 40 for r in recs)   # six methods, two seeds
     # run=False only reads: the mined grid, never run, is counted as missing and its claim is not measured
     papermill.execute_notebook(str(folder/'claims.ipynb'), str(tmp_path/'read.ipynb'), parameters=dict(
         datasets=['digits'], seeds=2, disjoint_datasets=[], miner_datasets=['digits'], overrides=tiny, run=False,
         out_dir=str(runs)), kernel_name='python3', progress_bar=False, cwd=str(tmp_path))
     text = (tmp_path/'read.ipynb').read_text()
-    assert 'main: 10 of 10 records' in text and 'miner: 0 of 8 records, 8 missing' in text and 'nothing is trained' in text
-    assert len(list(runs.glob('**/result.json'))) == 10
+    assert 'main: 12 of 12 records' in text and 'miner: 0 of 8 records, 8 missing' in text and 'nothing is trained' in text
+    assert len(list(runs.glob('**/result.json'))) == 12
     papermill.execute_notebook(str(folder/'ablations.ipynb'), str(tmp_path/'ablations.ipynb'), parameters=dict(
         seeds=2, factors={'beta': [0.0, 0.005]}, miners={'triplet': 'semihard'}, overrides=tiny, workers=2, out_dir=str(runs)),
         kernel_name='python3', progress_bar=False, cwd=str(tmp_path))
     recs = [json.loads(p.read_text()) for p in runs.glob('**/result.json')]
     # beta 0.005 and the unmined triplet runs are the claims' own: only beta 0 and the mined triplet ran (2 seeds each)
-    assert len(recs) == 14 and sum(r['config']['miner'] == 'semihard' for r in recs) == 2
+    assert len(recs) == 16 and sum(r['config']['miner'] == 'semihard' for r in recs) == 2
     assert 'Recall@1 change from adding the miner' in (tmp_path/'ablations.ipynb').read_text()
 
 
