@@ -180,7 +180,7 @@ def test_stage_script_sweeps_returns_and_resumes_on_a_bare_machine(tmp_path):
     recs = load_records(tmp_path/'repo'/'results'/'quick')
     assert u['records'] == 1 and [r['method'] for r in recs] == ['gdml']
     assert all(r['git_commit'] != 'unknown' for r in recs) and all(set(METRICS) <= set(r['metrics']) for r in recs)
-    assert '| G-DML |' in (tmp_path/'repo'/'results'/'quick'/'tables'/'table_tiny.md').read_text()
+    assert '| G-DML (' in (tmp_path/'repo'/'results'/'quick'/'tables'/'table_tiny.md').read_text()
     assert (tmp_path/'repo'/'results'/'quick'/'figures'/'figure_tiny.png').stat().st_size > 0
     # a fresh machine has lost the records (and all else: setup is covered above, so only the
     # records go here, to keep the test short); the returned tarball travels in .gpu/returned/
