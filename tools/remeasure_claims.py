@@ -11,7 +11,8 @@ only NMI may change, its k-means now drawing its starts from the test embeddings
 rewritten, checks show that the embeddings and the rebuilt network are the run's:
 
 - Recall@1, F1, R-Precision and MAP@R from the record's embeddings equal the recorded ones exactly;
-- the recorded OOD AUROC comes back when measured the old way (the old query subsets, the old extraction), to 1e-9.
+- the recorded OOD AUROC comes back when measured the old way (the old query subsets, the old extraction), to
+  `AUROC_TOL` (a pair or two of in/out images ordered the other way; the value found is kept in `claims_remeasured`).
 
 The record's `claims`, its claim scalars and NMI in `metrics` and a `diagnostics` entry (the embeddings' flatness; the
 teacher's and the student's need GEMINI's Z-hat, see `tools/backfill_diagnostics.py`) are replaced in `result.json`;
@@ -41,6 +42,9 @@ from gdml.train import CLAIM_COLUMNS, measure_run_claims
 
 REASON = ("claims embedded each image on its own (eval-mode BatchNorm), query subsets chosen by content, "
           "FPR@95 as the OOD literature defines it; NMI with k-means on the test embeddings in a fixed order")
+# One of the 500 x 500 in/out pairs ordered the other way moves the AUROC by 4e-4 points: a distance that rounds
+# differently in the rebuilt network (a Fashion-MNIST Margin record, seed 0: 87.2704 for 87.2700). A wrong network or subset moves it by whole points.
+AUROC_TOL = 1e-3
 SAME = ('recall_at_1', 'f1', 'r_precision', 'map_at_r', 'recall_macro')   # what the re-measure must reproduce
 
 
@@ -89,7 +93,7 @@ def remeasure(d: Path, check_only: bool = False) -> dict:
     moved = [k for k in SAME if k in raw['metrics'] and paper[k] != raw['metrics'][k]]
     if moved: raise SystemExit(f"{d}: its embeddings give other {', '.join(moved)} than it records; not rewritten")
     auroc = old_auroc(config, model, ds, train_emb, test_emb)
-    if auroc is not None and abs(auroc - raw['metrics'].get('ood_auroc', auroc)) > 1e-9:
+    if auroc is not None and abs(auroc - raw['metrics'].get('ood_auroc', auroc)) > AUROC_TOL:
         raise SystemExit(f"{d}: the rebuilt network gives OOD AUROC {auroc} where the record says {raw['metrics']['ood_auroc']}; not rewritten")
     own = config.extraction == 'eval'
     claims = measure_run_claims(config, model, ds, unseen, torch.device('cpu'), train_emb if own else None, test_emb if own else None)
@@ -101,7 +105,8 @@ def remeasure(d: Path, check_only: bool = False) -> dict:
     embedding = embedding_diagnostics(train_emb, test_emb)
     raw.setdefault('diagnostics', dict(teacher=None, student=None, **embedding, summary=diagnostics_summary(None, None, embedding)))
     raw['claims_remeasured'] = dict(reason=REASON, source_hash=source_hash(), git_commit=git_commit(), torch_threads=torch.get_num_threads(),
-                                    date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'), before=before)
+                                    date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'), before=before,
+                                    ood_auroc_reproduced=auroc)
     new = stage_folder(d)
     try:
         for f in d.iterdir():
