@@ -18,7 +18,8 @@ from .reporting import (PAPER_ORDER, METHOD_NAMES, METRIC_NAMES, DATASET_NAMES, 
                             grid_records, select_datasets, verdicts_frame, file_stem)
 
 # %% auto #0
-__all__ = ['VERDICT_COLOURS', 'PNG_COLOURS', 'plot_embeddings', 'plot_verdicts', 'write_figures']
+__all__ = ['VERDICT_COLOURS', 'PNG_COLOURS', 'plot_embeddings', 'plot_verdicts', 'teacher_student_pair', 'plot_teacher_student',
+           'save_figure', 'write_figures']
 
 # %% ../nbs/08c_figures.ipynb #6354a960
 def _panels(recs: list[dict], methods) -> list[tuple[str, list[dict]]]:
@@ -98,6 +99,43 @@ def plot_verdicts(verdicts: 'pd.DataFrame', datasets: Iterable[str] | None = Non
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     return fig
 
+# %% ../nbs/08c_figures.ipynb #fg000020
+def teacher_student_pair(records: list[dict]) -> list[dict]:
+    """Of G-DML records (with `diagnostics`), the one whose teacher laid its classes flattest and the one whose teacher
+    laid them roundest (`zhat_class_mean_sv_ratio`, lowest and highest): the figure's two rows."""
+    mine = [r for r in records if (r.get('diagnostics') or {}).get('summary', {}).get('zhat_class_mean_sv_ratio') is not None]
+    if len(mine) < 2: raise ConfigError(f"the teacher figure needs two G-DML records with the teacher's diagnostics; {len(mine)} have them")
+    flat = lambda r: r['diagnostics']['summary']['zhat_class_mean_sv_ratio']
+    return [min(mine, key=flat), max(mine, key=flat)]
+
+def plot_teacher_student(rows: list[tuple[dict, 'np.ndarray']], *, max_points: int = 5000):
+    """A matplotlib Figure with a line per G-DML run, given as (record with arrays, its teacher's Z-hat): the Z-hat of
+    the train set beside the student's test embedding, each titled with its flatness (`sv_ratio`, measured here on the
+    points drawn before subsampling: 1 round, 0 a line) and its Recall@1 (Z-hat's leave-one-out one, the record's)."""
+    import matplotlib.pyplot as plt; import seaborn as sns; import pandas as pd
+    from gdml.diagnostics import sv_ratio
+    fig, axes = plt.subplots(len(rows), 2, figsize=(9.5, 3.9 * len(rows)), squeeze=False)
+    for line, (r, z_hat) in zip(axes, rows):
+        a, classes = r['arrays'], r.get('classes') or [str(c) for c in range(int(r['arrays']['test_labels'].max()) + 1)]
+        z_hat = np.asarray(z_hat)
+        if len(z_hat) != len(a['train_labels']): raise ConfigError(f"the Z-hat has {len(z_hat)} points, the record's train set {len(a['train_labels'])}")
+        panels = [(z_hat, a['train_labels'], f"teacher's Z-hat (train): flatness {sv_ratio(z_hat):.3f}, "
+                                              f"leave-one-out R@1 {r['diagnostics']['summary']['zhat_recall_at_1']:.1f}"),
+                  (a['test_embeddings'], a['test_labels'], f"student (test): flatness {sv_ratio(a['test_embeddings']):.3f}, "
+                                                           f"Recall@1 {r['metrics']['recall_at_1']:.1f}")]
+        for ax, (e, y, title) in zip(line, panels):
+            if len(y) > max_points:   # a fixed subsample keeps the PDF small
+                keep = np.random.default_rng(0).choice(len(y), max_points, replace=False); e, y = e[keep], y[keep]
+            df = pd.DataFrame(dict(x=e[:, 0], y=e[:, 1], cls=[classes[i] for i in y]))
+            sns.scatterplot(df, x='x', y='y', hue='cls', hue_order=classes, palette='tab10' if len(classes) <= 10 else 'husl',
+                            s=5, linewidth=0, alpha=0.7, ax=ax, legend=ax is axes[0][1], rasterized=True)
+            ax.set(title=title, xlabel='', ylabel='', xticks=[], yticks=[]); ax.title.set_fontsize(9)
+        line[0].set_ylabel(f"{DATASET_NAMES.get(r['dataset'], r['dataset'])}, seed {r['seed']}")
+    sns.move_legend(axes[0][1], 'center left', bbox_to_anchor=(1.02, 0.5), title='class', markerscale=2, frameon=False)
+    fig.suptitle("What the student copies: GEMINI's layout (left) and the student's test embedding (right)", fontsize=11)
+    fig.tight_layout()
+    return fig
+
 # %% ../nbs/08c_figures.ipynb #6707c580
 PNG_COLOURS = 64   # a figure's PNG palette: a scatter of ten classes stays exact to the eye, at a fraction of the bytes
 
@@ -109,7 +147,7 @@ def _png(fig) -> bytes:
     out = io.BytesIO(); img.save(out, format='png', optimize=True)
     return out.getvalue()
 
-def _save(fig, stem: Path) -> list[Path]:
+def save_figure(fig, stem: Path) -> list[Path]:
     "`fig` as `stem`.png (`_png`) and .pdf, each written atomically."
     buf = io.BytesIO(); fig.savefig(buf, format='pdf', dpi=150, bbox_inches='tight')
     paths = [stem.with_name(f"{stem.name}.png"), stem.with_name(f"{stem.name}.pdf")]
@@ -134,5 +172,5 @@ def write_figures(runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None
     if len(verdicts[~verdicts.group.str.contains('seen_classes=')]): figs['verdicts'] = plot_verdicts(verdicts, datasets)
     paths = []
     for name, fig in figs.items():
-        paths += _save(fig, out/('verdicts' if name == 'verdicts' else f"figure_{file_stem(name)}")); plt.close(fig)
+        paths += save_figure(fig, out/('verdicts' if name == 'verdicts' else f"figure_{file_stem(name)}")); plt.close(fig)
     return dict(paths=paths, figures=figs, missing=missing, verdicts=verdicts)
