@@ -353,6 +353,9 @@ def _dataset_md(study: Path, ds: str, rel: str, folder: str) -> str:
     if (study/(figure := f'figures/figure_{ds}.png')).is_file():
         caption = f"{f'Figure {fig}' if fig else 'The figure'} at this scale: the 2-D test embeddings of every arm on {name}, seed 0"
         out.append(f'![{caption}]({rel}/{figure})\n\n*{caption}.*\n')
+    if (study/(teacher := f'figures/teacher_student_{ds}.png')).is_file():   # tools/teacher_student_figure.py
+        caption = f"The flattest and the roundest GEMINI teacher on {name}: its Z-hat of the train set beside its student's test embedding"
+        out.append(f'![{caption}]({rel}/{teacher})\n\n*{caption}.*\n')
     explorer = EXPLORER.format(dataset=ds)
     out.append(f'[The {name} embedding explorer]({rel}/{explorer}): every arm, seed 0 (`gdml explore`).\n' if (study/explorer).is_file()
                else _placeholder(f'The {name} embedding explorer', f'`gdml explore` writes `{folder}/{explorer}` (seed 0, every '
