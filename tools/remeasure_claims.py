@@ -42,9 +42,10 @@ from gdml.train import CLAIM_COLUMNS, measure_run_claims
 
 REASON = ("claims embedded each image on its own (eval-mode BatchNorm), query subsets chosen by content, "
           "FPR@95 as the OOD literature defines it; NMI with k-means on the test embeddings in a fixed order")
-# One of the 500 x 500 in/out pairs ordered the other way moves the AUROC by 4e-4 points: a distance that rounds
-# differently in the rebuilt network (a Fashion-MNIST Margin record, seed 0: 87.2704 for 87.2700). A wrong network or subset moves it by whole points.
-AUROC_TOL = 1e-3
+# One of the 500 x 500 in/out pairs ordered the other way moves the AUROC by 4e-4 points: distances that round
+# differently in the rebuilt network moved one pair (a Fashion-MNIST Margin record: 87.2704 for 87.2700) and five (an
+# MNIST Triplet record: 65.254 for 65.256). A wrong network or subset moves it by whole points.
+AUROC_TOL = 0.05
 SAME = ('recall_at_1', 'f1', 'r_precision', 'map_at_r', 'recall_macro')   # what the re-measure must reproduce
 
 
