@@ -131,3 +131,11 @@ def test_the_scan_reads_the_tracked_tree_records_included(everything):
     files = tracked_files()
     assert 'README.md' in files and any(p.startswith('results/') and p.endswith('result.json') for p in files)
     assert 'tests/test_hygiene.py' in files and len(files) > 100
+
+
+def test_no_tracked_file_is_over_one_mib():
+    # records, figures and notebooks are committed; data and checkpoints are not (.gitignore), and a generated file
+    # that outgrows this (a figure's PDF, an explorer page) is made smaller or left to be generated
+    files = subprocess.run(['git', 'ls-files', '-z'], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split('\0')
+    big = [f"{f}: {(ROOT/f).stat().st_size / 2**20:.2f} MiB" for f in files if f and (ROOT/f).is_file() and (ROOT/f).stat().st_size > 2**20]
+    assert not big, big
