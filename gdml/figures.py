@@ -18,8 +18,8 @@ from .reporting import (PAPER_ORDER, METHOD_NAMES, METRIC_NAMES, DATASET_NAMES, 
                             grid_records, select_datasets, verdicts_frame, file_stem)
 
 # %% auto #0
-__all__ = ['VERDICT_COLOURS', 'PNG_COLOURS', 'PDF_DPI', 'plot_embeddings', 'plot_verdicts', 'teacher_student_pair',
-           'plot_teacher_student', 'save_figure', 'write_figures']
+__all__ = ['VERDICT_COLOURS', 'PNG_COLOURS', 'PDF_DPI', 'plot_embeddings', 'plot_verdicts', 'tables_gdml_records',
+           'teacher_student_pair', 'plot_teacher_student', 'save_figure', 'write_figures']
 
 # %% ../nbs/08c_figures.ipynb #6354a960
 def _panels(recs: list[dict], methods) -> list[tuple[str, list[dict]]]:
@@ -30,11 +30,23 @@ def _panels(recs: list[dict], methods) -> list[tuple[str, list[dict]]]:
             rows.setdefault(r.get('row') or METHOD_NAMES[m], []).append(r)
     return list(rows.items())
 
+def _classes(record: dict, labels) -> list[str]:
+    "The record's class names, else the labels' numbers."
+    return record.get('classes') or [str(c) for c in range(int(labels.max()) + 1)]
+
+def _scatter(ax, e, y, classes, *, max_points: int, legend: bool, s: float, alpha: float):
+    "Points `e` coloured by class on `ax`, at most `max_points` of them (a fixed subsample keeps the PDF small)."
+    import seaborn as sns; import pandas as pd
+    if len(y) > max_points: keep = np.random.default_rng(0).choice(len(y), max_points, replace=False); e, y = e[keep], y[keep]
+    df = pd.DataFrame(dict(x=e[:, 0], y=e[:, 1] if e.shape[1] > 1 else 0.0, cls=[classes[i] for i in y]))
+    sns.scatterplot(df, x='x', y='y', hue='cls', hue_order=classes, palette='tab10' if len(classes) <= 10 else 'husl',
+                    s=s, linewidth=0, alpha=alpha, ax=ax, legend=legend, rasterized=True)
+
 def plot_embeddings(records: list[dict], dataset: str, *, methods: Iterable[str] = METHODS,
                     seed: int | None = None, max_points: int = 5000, columns: int = 5):
     """A matplotlib Figure: the test embeddings of each table row on `dataset` (records with or without arrays), `columns`
     panels a line; a row is a method, or one of its configurations where the records hold several (`grid_records`)."""
-    import matplotlib.pyplot as plt; import seaborn as sns; import pandas as pd; import textwrap
+    import matplotlib.pyplot as plt; import seaborn as sns; import textwrap
     recs = [r for r in records if r['dataset'] == dataset]
     methods = [m for m in PAPER_ORDER if m in set(methods) and any(r['method'] == m for r in recs)]
     if not methods: raise ConfigError(f"no records of dataset {dataset!r}")
@@ -48,13 +60,8 @@ def plot_embeddings(records: list[dict], dataset: str, *, methods: Iterable[str]
         if r is None:
             raise ConfigError(f"seed {seed} has no record of {title} on {dataset}; its seeds: {', '.join(str(r['seed']) for r in mine)}")
         arrays = r.get('arrays') or load_record(r['path'], arrays=True)['arrays']
-        e, y = arrays['test_embeddings'], arrays['test_labels']
-        if len(y) > max_points:   # a fixed subsample keeps the PDF small
-            keep = np.random.default_rng(0).choice(len(y), max_points, replace=False); e, y = e[keep], y[keep]
-        classes = r.get('classes') or [str(c) for c in range(int(y.max()) + 1)]
-        df = pd.DataFrame(dict(x=e[:, 0], y=e[:, 1] if e.shape[1] > 1 else 0.0, cls=[classes[i] for i in y]))
-        sns.scatterplot(df, x='x', y='y', hue='cls', hue_order=classes, palette='tab10' if len(classes) <= 10 else 'husl',
-                        s=6, linewidth=0, alpha=0.8, ax=ax, legend=ax is legend_ax, rasterized=True)
+        classes = _classes(r, arrays['test_labels'])
+        _scatter(ax, arrays['test_embeddings'], arrays['test_labels'], classes, max_points=max_points, legend=ax is legend_ax, s=6, alpha=0.8)
         ax.set(title=textwrap.fill(f"{title} (seed {r['seed']})", 34), xlabel='', ylabel='', xticks=[], yticks=[])
     sns.move_legend(legend_ax, 'center left', bbox_to_anchor=(1.02, 0.5), title='class', markerscale=2, frameon=False)
     n = FIGURE_NUMBERS.get(dataset)
@@ -100,6 +107,16 @@ def plot_verdicts(verdicts: 'pd.DataFrame', datasets: Iterable[str] | None = Non
     return fig
 
 # %% ../nbs/08c_figures.ipynb #fg000020
+def tables_gdml_records(records: list[dict], dataset: str) -> list[dict]:
+    """Of `records`, the `cpu` profile's G-DML arm on `dataset` as the tables show it: the student regresses Z-hat
+    itself, on all classes, at the profile's width (not the class-point or corners controls, the open set or the
+    scale step)."""
+    from gdml.protocol import profile_values
+    width = profile_values('cpu', dataset)['arch_width']
+    return [r for r in records if r['dataset'] == dataset and r['method'] == 'gdml' and r['config'].get('profile') == 'cpu'
+            and r['config'].get('student_target') == 'zhat' and not r['config'].get('seen_classes')
+            and r['config'].get('arch_width') == width]
+
 def teacher_student_pair(records: list[dict]) -> list[dict]:
     """Of G-DML records (with `diagnostics`), the one whose teacher laid its classes flattest and the one whose teacher
     laid them roundest (`zhat_class_mean_sv_ratio`, lowest and highest): the figure's two rows."""
@@ -112,11 +129,11 @@ def plot_teacher_student(rows: list[tuple[dict, 'np.ndarray']], *, max_points: i
     """A matplotlib Figure with a line per G-DML run, given as (record with arrays, its teacher's Z-hat): the Z-hat of
     the train set beside the student's test embedding, each titled with its flatness (`sv_ratio`, measured here on the
     points drawn before subsampling: 1 round, 0 a line) and its Recall@1 (Z-hat's leave-one-out one, the record's)."""
-    import matplotlib.pyplot as plt; import seaborn as sns; import pandas as pd
+    import matplotlib.pyplot as plt; import seaborn as sns
     from gdml.diagnostics import sv_ratio
     fig, axes = plt.subplots(len(rows), 2, figsize=(9.5, 3.9 * len(rows)), squeeze=False)
     for line, (r, z_hat) in zip(axes, rows):
-        a, classes = r['arrays'], r.get('classes') or [str(c) for c in range(int(r['arrays']['test_labels'].max()) + 1)]
+        a = r['arrays']; classes = _classes(r, a['test_labels'])
         z_hat = np.asarray(z_hat)
         if len(z_hat) != len(a['train_labels']): raise ConfigError(f"the Z-hat has {len(z_hat)} points, the record's train set {len(a['train_labels'])}")
         panels = [(z_hat, a['train_labels'], f"teacher's Z-hat (train): flatness {sv_ratio(z_hat):.3f}, "
@@ -124,11 +141,7 @@ def plot_teacher_student(rows: list[tuple[dict, 'np.ndarray']], *, max_points: i
                   (a['test_embeddings'], a['test_labels'], f"student (test): flatness {sv_ratio(a['test_embeddings']):.3f}, "
                                                            f"Recall@1 {r['metrics']['recall_at_1']:.1f}")]
         for ax, (e, y, title) in zip(line, panels):
-            if len(y) > max_points:   # a fixed subsample keeps the PDF small
-                keep = np.random.default_rng(0).choice(len(y), max_points, replace=False); e, y = e[keep], y[keep]
-            df = pd.DataFrame(dict(x=e[:, 0], y=e[:, 1], cls=[classes[i] for i in y]))
-            sns.scatterplot(df, x='x', y='y', hue='cls', hue_order=classes, palette='tab10' if len(classes) <= 10 else 'husl',
-                            s=5, linewidth=0, alpha=0.7, ax=ax, legend=ax is axes[0][1], rasterized=True)
+            _scatter(ax, e, y, classes, max_points=max_points, legend=ax is axes[0][1], s=5, alpha=0.7)
             ax.set(title=title, xlabel='', ylabel='', xticks=[], yticks=[]); ax.title.set_fontsize(9)
         line[0].set_ylabel(f"{DATASET_NAMES.get(r['dataset'], r['dataset'])}, seed {r['seed']}")
     sns.move_legend(axes[0][1], 'center left', bbox_to_anchor=(1.02, 0.5), title='class', markerscale=2, frameon=False)

@@ -2,7 +2,7 @@
 
     python tools/teacher_student_figure.py results/cpu --dataset cifar10 [--cache DIR]
 
-Of the dataset's G-DML records (the `cpu` profile's student regressing Z-hat, all classes seen) with the teacher's
+Of the dataset's G-DML records as the tables show them (`gdml.figures.tables_gdml_records`) with the teacher's
 diagnostics, `gdml.figures.teacher_student_pair` picks the flattest and the roundest teacher. The records do not keep
 Z-hat (the train set's size), so `gdml.train.zhat_for` gets it back: from the cache when the run or
 `tools/backfill_diagnostics.py` left it there, else by training the run's GEMINI again (the same data, seed and code;
@@ -14,18 +14,9 @@ from pathlib import Path
 
 from gdml.config import config_from_dict
 from gdml.engine import pin_threads
-from gdml.protocol import profile_values
-from gdml.figures import plot_teacher_student, save_figure, teacher_student_pair
+from gdml.figures import plot_teacher_student, save_figure, tables_gdml_records, teacher_student_pair
 from gdml.reporting import file_stem
 from gdml.store import load_record, load_records
-
-
-def gdml_records(runs: Path, dataset: str) -> list[dict]:
-    "The dataset's G-DML records whose student regressed Z-hat itself, on all classes, with the `cpu` profile's student."
-    width = profile_values('cpu', dataset)['arch_width']   # not the scale step's wider student
-    return [r for r in load_records(runs, profile='cpu') if r['dataset'] == dataset and r['method'] == 'gdml'
-            and r['config'].get('student_target') == 'zhat' and not r['config'].get('seen_classes')
-            and r['config'].get('arch_width') == width]
 
 
 def main(argv=None) -> int:
@@ -38,7 +29,7 @@ def main(argv=None) -> int:
     import matplotlib; matplotlib.use('Agg')
     from gdml.train import zhat_for
     rows = []
-    for r in teacher_student_pair(gdml_records(args.runs, args.dataset)):
+    for r in teacher_student_pair(tables_gdml_records(load_records(args.runs, profile='cpu'), args.dataset)):
         z_hat, _ = zhat_for(config_from_dict(r['config']), cache_dir=args.cache or args.runs/'.zhat-cache')
         rows.append((load_record(r['path'], arrays=True), z_hat.numpy()))
         print(json.dumps(dict(seed=r['seed'], recall_at_1=r['metrics']['recall_at_1'], **r['diagnostics']['summary'])), flush=True)
