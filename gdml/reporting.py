@@ -66,19 +66,21 @@ def dataset_labels(keys: Iterable[str]) -> dict[str, str]:
 def expected_grid(records: list[dict], cells: list[dict] = (), methods: Iterable[str] = METHODS,
                   profile: str | None = None) -> 'pd.DataFrame':
     """Every cell a table should fill: for each dataset (`key`) of the `records` or of the manifest `cells`,
-    `methods` x every seed seen for that dataset; `hash` is the configuration the manifest asks for (else None)."""
+    `methods` x every seed seen for that dataset, a row per configuration the manifest asks for there (`hash`, with its
+    `config`: two arms of one method are two rows), else one row with `hash` None."""
     import pandas as pd
     by_hash = {r['config_hash']: dataset_key(r) for r in records}
     wanted = {}
     for c in cells:
         if profile is not None and c.get('profile', profile) != profile: continue
         key = c.get('source') or by_hash.get(c.get('hash')) or c['dataset']   # older manifests lack 'source'
-        wanted[(key, c['method'], int(c['seed']))] = c.get('hash')
+        wanted.setdefault((key, c['method'], int(c['seed'])), {})[c.get('hash')] = c.get('config')
     seeds = {}
     for k, _, s in [*wanted, *((dataset_key(r), r['method'], r['seed']) for r in records)]: seeds.setdefault(k, set()).add(s)
-    rows = [dict(key=k, method=m, seed=s, hash=wanted.get((k, m, s)))
-            for k in sorted(seeds) for m in PAPER_ORDER if m in set(methods) for s in sorted(seeds[k])]
-    return pd.DataFrame(rows, columns=['key', 'method', 'seed', 'hash'])
+    rows = [dict(key=k, method=m, seed=s, hash=h, config=config)
+            for k in sorted(seeds) for m in PAPER_ORDER if m in set(methods) for s in sorted(seeds[k])
+            for h, config in (wanted.get((k, m, s)) or {None: None}).items()]
+    return pd.DataFrame(rows, columns=['key', 'method', 'seed', 'hash', 'config'])
 
 def _hole(runs_dir: Path, label: str, cell: dict) -> dict:
     "The row of a cell without a record: 'failed' (with the failed notebook and its error) or 'not run'."
@@ -168,18 +170,20 @@ def grid_records(runs_dir: str | os.PathLike, profile: str | None = None,
     for r in sorted(records, key=lambda r: r.get('finished') or ''):   # newest last: it wins a seed
         if r['method'] in methods: groups.setdefault((dataset_key(r), r['method'], setting_key(r)), {})[r['seed']] = r
     names = _row_names(groups)
-    chosen, holes, have = [], [], {r['config_hash'] for r in records}
+    chosen, holes, have, asked = [], [], {r['config_hash'] for r in records}, set()
     for (k, m, s), by_seed in groups.items():
         chosen += [dict(r, dataset=labels[k], row=names[(k, m, s)], expected=len(seeds[k])) for r in by_seed.values()]
         some = next(iter(by_seed.values()))
-        holes += [dict(_hole(runs_dir, labels[k], dict(key=k, method=m, seed=x, hash=_seed_hash(some, x))), row=names[(k, m, s)])
-                  for x in sorted(seeds[k] - set(by_seed))]
+        for x in sorted(seeds[k] - set(by_seed)):
+            h = _seed_hash(some, x); asked.add(h)
+            holes.append(dict(_hole(runs_dir, labels[k], dict(key=k, method=m, seed=x, hash=h)), row=names[(k, m, s)]))
     done = {(labels[k], m, x) for (k, m, _), b in groups.items() for x in b}
     listed = {(h['dataset'], h['method'], h['seed']) for h in holes}
     for c in grid:   # a method without records, or a configuration the sweep asked for that has none yet
         cell = (labels[c['key']], c['method'], c['seed'])
-        if cell in listed or (c['hash'] in have if isinstance(c['hash'], str) else cell in done): continue
-        holes.append(dict(_hole(runs_dir, labels[c['key']], c), row=METHOD_NAMES[c['method']])); listed.add(cell)
+        if (c['hash'] in (have | asked)) if isinstance(c['hash'], str) else (cell in (listed | done)): continue
+        row = arm_label(c['config']) if isinstance(c['config'], dict) else METHOD_NAMES[c['method']]   # older manifests: no config
+        holes.append(dict(_hole(runs_dir, labels[c['key']], c), row=row)); listed.add(cell)
     bad = [_broken_row(runs_dir, b) for b in broken]
     seen = {(b['dataset'], b['method'], b['seed']) for b in bad}
     holes = [h for h in holes if (h['dataset'], h['method'], h['seed']) not in seen] + bad

@@ -10,7 +10,8 @@ from typing import Iterable
 
 from .protocol import METHODS
 from .files import atomic_write
-from .config import RunConfig, make_config, run_dir, config_hash, dataset_slug, ConfigError, check_out_dir
+from .config import (RunConfig, make_config, run_dir, config_hash, config_dict, canonical, dataset_slug, ConfigError,
+                         check_out_dir)
 from .store import has_record, RecordError, RESULT
 from .execute import execute_run
 from .provenance import EXPECT_GPU
@@ -50,14 +51,16 @@ def read_manifest(runs_dir: str | os.PathLike) -> list[dict]:
 
 # %% ../nbs/08_sweep.ipynb #a2144f7c
 def write_manifest(configs: list[RunConfig], out_dir: str | os.PathLike) -> Path:
-    "Merge the grid of `configs` into `out_dir/sweep.json`; returns its path."
-    path = Path(out_dir)/MANIFEST
-    key = lambda c: (c.get('source', c['dataset']), c['method'], c['seed'])   # two folders named alike are two datasets
-    cells = {key(c): c for c in read_manifest(out_dir)}   # an unreadable manifest is an error, not lost cells
+    """Merge the grid of `configs` into `out_dir/sweep.json`, a cell per configuration (its hash); returns its path.
+    `dir` is relative to `out_dir`, so a manifest names no machine's folders."""
+    path, out = Path(out_dir)/MANIFEST, Path(out_dir).resolve()
+    # older manifests kept one cell per (dataset, method, seed): their cells are kept under their hash
+    cells = {c.get('hash') or (c.get('source', c['dataset']), c['method'], c['seed']): c
+             for c in read_manifest(out_dir)}   # an unreadable manifest is an error, not lost cells
     for c in configs:
-        cell = dict(dataset=dataset_slug(c.dataset), source=c.dataset, method=c.method, seed=c.seed,
-                    hash=config_hash(c), dir=str(run_dir(c, Path(out_dir).resolve())), profile=c.profile)
-        cells[key(cell)] = cell
+        h = config_hash(c)
+        cells[h] = dict(dataset=dataset_slug(c.dataset), source=c.dataset, method=c.method, seed=c.seed, hash=h,
+                        dir=str(run_dir(c, out).relative_to(out)), profile=c.profile, config=config_dict(canonical(c)))
     atomic_write(path, json.dumps(dict(cells=list(cells.values())), indent=1))
     return path
 

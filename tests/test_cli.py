@@ -532,3 +532,15 @@ def test_a_killed_attempt_leaves_nothing_after_the_next_run(cli, tmp_path):
     (d.parent/f'.{d.name}.attempt-2.ipynb').write_text('{}'); (d.parent/f'.{d.name}.lock').write_text('{"pid": 1}')   # a killed papermill run
     assert cli(*base).stdout.startswith('skipped: ')
     assert sorted(p.name for p in d.parent.iterdir()) == [d.name]
+
+
+def test_two_arms_of_one_method_are_two_cells_of_the_grid(tmp_path):
+    "A manifest asking for G-DML and its corners control (both `gdml`) lists the control's seeds under its own name."
+    from gdml.reporting import grid_records
+    runs = tmp_path/'runs'; _records(runs)
+    write_manifest([make_config('digits', 'gdml', s, student_target='corners') for s in (0, 1)], runs)
+    chosen, holes = grid_records(runs)
+    assert sorted(holes[holes.method == 'gdml'].row) == ['corners control', 'corners control']
+    assert set(holes[holes.method == 'gdml'].status) == {'not run'}
+    assert sorted(r['seed'] for r in chosen if r['method'] == 'gdml') == [0, 1]   # G-DML's own records still fill its row
+    assert sorted(holes.method) == ['gdml', 'gdml', 'margin', 'margin', 'multisim', 'multisim', 'softmax', 'softmax']
