@@ -15,11 +15,12 @@ from .files import atomic_write
 from .config import ConfigError
 from .store import load_record
 from .reporting import (PAPER_ORDER, METHOD_NAMES, METRIC_NAMES, DATASET_NAMES, FIGURE_NUMBERS, TABLE_NUMBERS,
-                            grid_records, select_datasets, verdicts_frame, file_stem)
+                            arm_words, grid_records, select_datasets, verdicts_frame, file_stem)
 
 # %% auto #0
-__all__ = ['VERDICT_COLOURS', 'PNG_COLOURS', 'PDF_DPI', 'plot_embeddings', 'plot_verdicts', 'tables_gdml_records',
-           'teacher_student_pair', 'plot_teacher_student', 'save_figure', 'write_figures']
+__all__ = ['VERDICT_COLOURS', 'PNG_COLOURS', 'PDF_DPI', 'FIGURE_APART', 'plot_embeddings', 'plot_verdicts', 'tables_gdml_records',
+           'teacher_student_pair', 'plot_teacher_student', 'save_figure', 'figure_parts', 'figure_name',
+           'write_figures']
 
 # %% ../nbs/08c_figures.ipynb #6354a960
 def _panels(recs: list[dict], methods) -> list[tuple[str, list[dict]]]:
@@ -43,9 +44,10 @@ def _scatter(ax, e, y, classes, *, max_points: int, legend: bool, s: float, alph
                     s=s, linewidth=0, alpha=alpha, ax=ax, legend=legend, rasterized=True)
 
 def plot_embeddings(records: list[dict], dataset: str, *, methods: Iterable[str] = METHODS,
-                    seed: int | None = None, max_points: int = 5000, columns: int = 5):
+                    seed: int | None = None, max_points: int = 5000, columns: int = 5, part: str = ''):
     """A matplotlib Figure: the test embeddings of each table row on `dataset` (records with or without arrays), `columns`
-    panels a line; a row is a method, or one of its configurations where the records hold several (`grid_records`)."""
+    panels a line; a row is a method, or one of its configurations where the records hold several (`grid_records`).
+    `part` names the arms' shared setting in the title of a figure that is not the paper's (`figure_parts`)."""
     import matplotlib.pyplot as plt; import seaborn as sns; import textwrap
     recs = [r for r in records if r['dataset'] == dataset]
     methods = [m for m in PAPER_ORDER if m in set(methods) and any(r['method'] == m for r in recs)]
@@ -64,8 +66,9 @@ def plot_embeddings(records: list[dict], dataset: str, *, methods: Iterable[str]
         _scatter(ax, arrays['test_embeddings'], arrays['test_labels'], classes, max_points=max_points, legend=ax is legend_ax, s=6, alpha=0.8)
         ax.set(title=textwrap.fill(f"{title} (seed {r['seed']})", 34), xlabel='', ylabel='', xticks=[], yticks=[])
     sns.move_legend(legend_ax, 'center left', bbox_to_anchor=(1.02, 0.5), title='class', markerscale=2, frameon=False)
-    n = FIGURE_NUMBERS.get(dataset)
-    fig.suptitle((f"Figure {n}. " if n else '') + f"Embedding spaces using the {DATASET_NAMES.get(dataset, dataset)} dataset")
+    n = None if part else FIGURE_NUMBERS.get(dataset)
+    fig.suptitle((f"Figure {n}. " if n else '') + f"Embedding spaces using the {DATASET_NAMES.get(dataset, dataset)} dataset"
+                 + (f" ({part})" if part else ''))
     fig.tight_layout()
     return fig
 
@@ -171,10 +174,27 @@ def save_figure(fig, stem: Path) -> list[Path]:
     atomic_write(paths[0], _png(fig)); atomic_write(paths[1], buf.getvalue())
     return paths
 
+FIGURE_APART = ('seen ', 'width ')   # an arm's words that give it a figure of its own: other classes, another student
+
+def figure_parts(records: list[dict], dataset: str) -> dict[str, list[dict]]:
+    """`dataset`'s records cut into figures, so that a figure sets side by side arms that saw the same classes with the
+    same student: the arms on every class with the profile's student under '' (the paper's figure), and the arms on some
+    classes only or with another width each under their words (`arm_words`: 'seen 0-4', 'width 48')."""
+    parts = {}
+    for r in records:
+        if r['dataset'] == dataset:
+            parts.setdefault(', '.join(w for w in arm_words(r['config'])[1] if w.startswith(FIGURE_APART)), []).append(r)
+    return dict(sorted(parts.items(), key=lambda kv: (kv[0] != '', kv[0])))
+
+def figure_name(dataset: str, part: str = '') -> str:
+    "The stem of a figure's files after 'figure_': the dataset, then its part's words ('cifar10_seen_0-4')."
+    return file_stem(dataset) + ''.join(f"_{w}" for w in part.replace(',', ' ').split())
+
 def write_figures(runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
                   datasets: Iterable[str] | None = None, methods: Iterable[str] = METHODS,
                   seed: int | None = None, profile: str | None = None, where: dict | None = None) -> dict:
-    """Save `figure_<dataset>.png` and `.pdf` (the embeddings) and, where the records allow a verdict, `verdicts.png` and
+    """Save `figure_<dataset>.png` and `.pdf` (the embeddings; arms on other classes or with another student in
+    `figure_<dataset>_<part>`, `figure_parts`) and, where the records allow a verdict, `verdicts.png` and
     `.pdf` (`plot_verdicts`, the numbers of the verdict tables) into `out_dir` (default `runs_dir/figures`); returns
     the paths, the figures and the holes (`grid_records`: broken records are skipped and listed there)."""
     import matplotlib.pyplot as plt
@@ -184,10 +204,11 @@ def write_figures(runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None
     requested, datasets = datasets, select_datasets(runs_dir, records, missing, datasets, methods, profile, where)
     if requested: missing = missing[missing.dataset.isin(datasets) | (missing.status == 'broken')].reset_index(drop=True)
     out = Path(out_dir or Path(runs_dir)/'figures')
-    figs = {ds: plot_embeddings(records, ds, methods=methods, seed=seed) for ds in datasets}   # every check before any file
+    figs = {figure_name(ds, part): plot_embeddings(recs, ds, methods=methods, seed=seed, part=part)   # every check before any file
+            for ds in datasets for part, recs in figure_parts(records, ds).items()}
     verdicts = verdicts_frame([r for r in records if r['dataset'] in datasets], PAPER_RESULTS)
     if len(verdicts[~verdicts.group.str.contains('seen_classes=')]): figs['verdicts'] = plot_verdicts(verdicts, datasets)
     paths = []
     for name, fig in figs.items():
-        paths += save_figure(fig, out/('verdicts' if name == 'verdicts' else f"figure_{file_stem(name)}")); plt.close(fig)
+        paths += save_figure(fig, out/('verdicts' if name == 'verdicts' else f"figure_{name}")); plt.close(fig)
     return dict(paths=paths, figures=figs, missing=missing, verdicts=verdicts)

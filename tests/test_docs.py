@@ -408,10 +408,12 @@ def test_docs_results_section_marks_what_is_missing(tmp_path):
     assert '??? info "The paper\'s claims measured on MNIST"\n\n    | Model | OOD AUROC |' in md
     assert '[Claims on MNIST](../study/claims_mnist.ipynb)' in md
     (study/'figures').mkdir(); (study/'explore').mkdir()
-    for f in ('figures/verdicts.png', 'figures/figure_mnist.png', 'explore/mnist.html'): (study/f).write_bytes(b'x')
+    for f in ('figures/verdicts.png', 'figures/figure_mnist.png', 'figures/figure_mnist_seen_0-4.png', 'explore/mnist.html'):
+        (study/f).write_bytes(b'x')
     md = hooks.results_section(study, '../study', 'results/study')
     assert 'not made yet' not in md
     assert all(f'](../study/{f})' in md for f in ('figures/verdicts.png', 'figures/figure_mnist.png', 'explore/mnist.html'))
+    assert '![The arms with seen 0-4 on MNIST: their 2-D test embeddings, seed 0](../study/figures/figure_mnist_seen_0-4.png)' in md
 
 
 def chromium_missing() -> str | None:

@@ -353,6 +353,10 @@ def _dataset_md(study: Path, ds: str, rel: str, folder: str) -> str:
     if (study/(figure := f'figures/figure_{ds}.png')).is_file():
         caption = f"{f'Figure {fig}' if fig else 'The figure'} at this scale: the 2-D test embeddings of every arm on {name}, seed 0"
         out.append(f'![{caption}]({rel}/{figure})\n\n*{caption}.*\n')
+    for extra in sorted(study.glob(f'figures/figure_{ds}_*.png')):   # arms on other classes or students (gdml.figures.figure_parts)
+        part = extra.stem.removeprefix(f'figure_{ds}_').replace('_', ' ')
+        caption = f"The arms with {part} on {name}: their 2-D test embeddings, seed 0"
+        out.append(f'![{caption}]({rel}/figures/{extra.name})\n\n*{caption}.*\n')
     if (study/(teacher := f'figures/teacher_student_{ds}.png')).is_file():   # tools/teacher_student_figure.py
         caption = f"The flattest and the roundest GEMINI teacher on {name}: its Z-hat of the train set beside its student's test embedding"
         out.append(f'![{caption}]({rel}/{teacher})\n\n*{caption}.*\n')
