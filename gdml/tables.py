@@ -213,8 +213,7 @@ OVERVIEW_ARMS = ('class-point control', 'corners control', 'Softmax')   # the co
 def overview_table(verdicts: 'pd.DataFrame', summary: 'pd.DataFrame', metric: str = 'recall_at_1') -> 'pd.DataFrame':
     """One row per dataset: G-DML's mean ± CI, the best baseline of its group (the group with the most rows; any arm but
     `OVERVIEW_ARMS`, which have columns of their own) with its mean, and G-DML minus that arm and minus each of
-    `OVERVIEW_ARMS` present: difference [Welch 95% interval] and the
-    rule's word (`gdml.reporting.verdicts_frame`)."""
+    `OVERVIEW_ARMS` present: difference [Welch 95% interval] and the rule's word (`gdml.reporting.verdicts_frame`)."""
     import pandas as pd
     rows = {}
     for ds in sorted(set(verdicts.dataset), key=lambda d: (TABLE_NUMBERS.get(d, 9), d)):
