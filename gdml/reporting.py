@@ -178,10 +178,10 @@ def grid_records(runs_dir: str | os.PathLike, profile: str | None = None,
             h = _seed_hash(some, x); asked.add(h)
             holes.append(dict(_hole(runs_dir, labels[k], dict(key=k, method=m, seed=x, hash=h)), row=names[(k, m, s)]))
     done = {(labels[k], m, x) for (k, m, _), b in groups.items() for x in b}
-    listed = {(h['dataset'], h['method'], h['seed']) for h in holes}
+    listed, accounted = {(h['dataset'], h['method'], h['seed']) for h in holes}, have | asked
     for c in grid:   # a method without records, or a configuration the sweep asked for that has none yet
         cell = (labels[c['key']], c['method'], c['seed'])
-        if (c['hash'] in (have | asked)) if isinstance(c['hash'], str) else (cell in (listed | done)): continue
+        if c['hash'] in accounted if isinstance(c['hash'], str) else cell in listed or cell in done: continue
         row = arm_label(c['config']) if isinstance(c['config'], dict) else METHOD_NAMES[c['method']]   # older manifests: no config
         holes.append(dict(_hole(runs_dir, labels[c['key']], c), row=row)); listed.add(cell)
     bad = [_broken_row(runs_dir, b) for b in broken]
