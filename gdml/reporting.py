@@ -154,7 +154,8 @@ def grid_records(runs_dir: str | os.PathLike, profile: str | None = None,
     ('not run', or 'failed' with its notebook) and broken records ('broken', with the file and its fault).
     A table row is one configuration (`setting_key`: all but the seed): records of other profiles, hyper-parameters
     or seen classes make other rows, never one average; each chosen record carries its `row` label and the number of
-    seeds its dataset `expected`. `where` keeps the records whose configuration has those values (`select_records`).
+    seeds its row `expected`: the seeds the manifest asks for with its configuration, else every seed of its dataset
+    (a row the manifest plans at one seed, such as a one-seed check, has no holes at the others). `where` keeps the records whose configuration has those values (`select_records`).
     A record's 'dataset' is the dataset's label (`dataset_labels`)."""
     import pandas as pd
     runs_dir, methods = Path(runs_dir), tuple(methods)
@@ -170,11 +171,15 @@ def grid_records(runs_dir: str | os.PathLike, profile: str | None = None,
     for r in sorted(records, key=lambda r: r.get('finished') or ''):   # newest last: it wins a seed
         if r['method'] in methods: groups.setdefault((dataset_key(r), r['method'], setting_key(r)), {})[r['seed']] = r
     names = _row_names(groups)
+    planned = {}
+    for c in grid:
+        if isinstance(c['config'], dict): planned.setdefault((c['key'], c['method'], setting_key(c)), set()).add(c['seed'])
     chosen, holes, have, asked = [], [], {r['config_hash'] for r in records}, set()
     for (k, m, s), by_seed in groups.items():
-        chosen += [dict(r, dataset=labels[k], row=names[(k, m, s)], expected=len(seeds[k])) for r in by_seed.values()]
+        want = planned.get((k, m, s), seeds[k])
+        chosen += [dict(r, dataset=labels[k], row=names[(k, m, s)], expected=len(want)) for r in by_seed.values()]
         some = next(iter(by_seed.values()))
-        for x in sorted(seeds[k] - set(by_seed)):
+        for x in sorted(want - set(by_seed)):
             h = _seed_hash(some, x); asked.add(h)
             holes.append(dict(_hole(runs_dir, labels[k], dict(key=k, method=m, seed=x, hash=h)), row=names[(k, m, s)]))
     done = {(labels[k], m, x) for (k, m, _), b in groups.items() for x in b}

@@ -118,9 +118,9 @@ def test_missing_data_tells_a_command_line_user_what_to_do(cli, tmp_path, monkey
     assert not (tmp_path/'runs').exists()
 
 
-def _fake(runs, method, seed, value, dataset='digits'):
-    "A made-up record with known metrics (value + seed) and random embeddings."
-    c = make_config(dataset, method, seed)
+def _fake(runs, method, seed, value, dataset='digits', **overrides):
+    "A made-up record with known metrics (value + seed) and random embeddings (`overrides`: its configuration's other values)."
+    c = make_config(dataset, method, seed, **overrides)
     return write_record(dict(run_id=f'{method}{seed}', dataset=Path(dataset).name, method=method, seed=seed,
                              profile='quick', config_hash=config_hash(c), config=config_dict(c), classes=['a', 'b', 'c'],
                              source_hash=source_hash(),
@@ -544,3 +544,19 @@ def test_two_arms_of_one_method_are_two_cells_of_the_grid(tmp_path):
     assert set(holes[holes.method == 'gdml'].status) == {'not run'}
     assert sorted(r['seed'] for r in chosen if r['method'] == 'gdml') == [0, 1]   # G-DML's own records still fill its row
     assert sorted(holes.method) == ['gdml', 'gdml', 'margin', 'margin', 'multisim', 'multisim', 'softmax', 'softmax']
+
+
+def test_a_row_the_manifest_plans_at_one_seed_has_no_holes_at_the_others(tmp_path):
+    "A one-seed check (the corners control at another radius, seed 0 only) is held to its planned seed, not the dataset's."
+    from gdml.reporting import grid_records
+    runs = tmp_path/'runs'
+    for s in (0, 1): _fake(runs, 'gdml', s, 90)
+    _fake(runs, 'gdml', 0, 80, student_target='corners', corner_radius=5.0)
+    write_manifest([make_config('digits', 'gdml', s) for s in (0, 1)]
+                   + [make_config('digits', 'gdml', 0, student_target='corners', corner_radius=5.0)], runs)
+    chosen, holes = grid_records(runs, methods=['gdml'])
+    assert len(holes) == 0, holes
+    assert sorted((r['row'], r['expected']) for r in chosen) == [('G-DML', 2), ('G-DML', 2), ('corners control (radius 5)', 1)]
+    write_manifest([make_config('digits', 'gdml', s, student_target='corners', corner_radius=5.0) for s in (0, 1)], runs)
+    chosen, holes = grid_records(runs, methods=['gdml'])   # planned at two seeds: seed 1 is a hole again
+    assert list(zip(holes.row, holes.seed, holes.status)) == [('corners control (radius 5)', 1, 'not run')]
