@@ -10,7 +10,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .protocol import DATASETS, METHODS, METRICS, BASELINES, CLASSIFIERS
+from .protocol import DATASETS, METHODS, METRICS, BASELINES, CLASSIFIERS, UNSEEN_METRICS
 from .files import atomic_write
 from .config import ConfigError, dataset_slug, RunConfig, config_hash, config_from_dict, CONFIG_FIELDS
 from .train import CLAIM_COLUMNS
@@ -336,8 +336,13 @@ def _reference(rows: dict) -> str | None:
     own = [name for name, recs in rows.items() if recs[0]['method'] == 'gdml' and recs[0]['config'].get('student_target') == 'zhat']
     return min(own, key=len) if own else None
 
+def _group_metrics(rows: dict) -> tuple[str, ...]:
+    "`VERDICT_METRICS`, and `UNSEEN_METRICS` where every run of the group holds them (an open-set group)."
+    return VERDICT_METRICS + tuple(m for m in UNSEEN_METRICS if all(m in r['metrics'] for recs in rows.values() for r in recs))
+
 def verdicts_frame(records: list[dict], paper: dict | None = None) -> 'pd.DataFrame':
-    """Every comparison of G-DML with another row of its group (`GROUP_FIELDS`), per dataset and `VERDICT_METRICS`:
+    """Every comparison of G-DML with another row of its group (`GROUP_FIELDS`), per dataset and `VERDICT_METRICS` (and
+    the unseen classes' in an open-set group, `_group_metrics`):
     `welch` of G-DML's seeds minus the row's, its half-width, and the paper's G-DML minus the paper's method (from `paper`,
     e.g. `gdml.tables.PAPER_RESULTS`, where it has both). `records` carry their `row` (`grid_records`)."""
     import pandas as pd
@@ -351,7 +356,7 @@ def verdicts_frame(records: list[dict], paper: dict | None = None) -> 'pd.DataFr
         if ref is None: continue
         for name, recs in rows.items():
             if name == ref: continue
-            for m in VERDICT_METRICS:
+            for m in _group_metrics(rows):
                 w = welch([r['metrics'][m] for r in rows[ref]], [r['metrics'][m] for r in recs])
                 theirs = ((paper or {}).get(key[0]) or {})
                 mine, other = (theirs.get('gdml') or {}).get(m), (theirs.get(recs[0]['method']) or {}).get(m)
@@ -363,5 +368,5 @@ def verdicts_frame(records: list[dict], paper: dict | None = None) -> 'pd.DataFr
     # one order on every page: the paper's order of methods within a group, PML's distance after Euclidean, the
     # controls after the methods, the metrics in their order
     rank = lambda r: (r['group'], 'PML distance' in r['arm'], r['method'] == 'gdml', PAPER_ORDER.index(r['method']) if r['method'] in PAPER_ORDER else 99,
-                      r['arm'], VERDICT_METRICS.index(r['metric']))
+                      r['arm'], (*VERDICT_METRICS, *UNSEEN_METRICS).index(r['metric']))
     return pd.DataFrame(sorted(out, key=rank), columns=cols)

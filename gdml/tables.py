@@ -256,7 +256,7 @@ def write_verdicts(verdicts: 'pd.DataFrame', datasets, out: Path) -> list[Path]:
     for ds in datasets:
         v = verdicts[verdicts.dataset == ds]
         if not len(v): continue
-        t = v.assign(comparison=v.reference + ' - ' + v.arm, metric=v.metric.map(METRIC_NAMES),
+        t = v.assign(comparison=v.reference + ' - ' + v.arm, metric=v.metric.map(lambda m: METRIC_NAMES.get(m) or CLAIM_NAMES.get(m, m)),
                      difference=[f"{d:+.2f} [{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) else f"{d:+.2f}" for d, lo, hi in zip(v['diff'], v.lo, v.hi)],
                      paper=[f"{p:+.2f}" if np.isfinite(p) else '–' for p in v.paper_diff])
         t = t.set_index('comparison')[['metric', 'difference', 'verdict', 'paper', 'group']]
