@@ -155,8 +155,8 @@ def grid_records(runs_dir: str | os.PathLike, profile: str | None = None,
     A table row is one configuration (`setting_key`: all but the seed): records of other profiles, hyper-parameters
     or seen classes make other rows, never one average; each chosen record carries its `row` label and the number of
     seeds its row `expected`: the seeds the manifest asks for with its configuration, else every seed of its dataset
-    (a row the manifest plans at one seed, such as a one-seed check, has no holes at the others). `where` keeps the records whose configuration has those values (`select_records`).
-    A record's 'dataset' is the dataset's label (`dataset_labels`)."""
+    (a row the manifest plans at one seed, such as a one-seed check, has no holes at the others). `where` keeps the
+    records whose configuration has those values (`select_records`). A record's 'dataset' is the dataset's label (`dataset_labels`)."""
     import pandas as pd
     runs_dir, methods = Path(runs_dir), tuple(methods)
     records, broken = scan_records(runs_dir, profile)
@@ -171,7 +171,7 @@ def grid_records(runs_dir: str | os.PathLike, profile: str | None = None,
     for r in sorted(records, key=lambda r: r.get('finished') or ''):   # newest last: it wins a seed
         if r['method'] in methods: groups.setdefault((dataset_key(r), r['method'], setting_key(r)), {})[r['seed']] = r
     names = _row_names(groups)
-    planned = {}
+    planned = {}   # the seeds the manifest asks for, per row: the plan, not the dataset's other rows, says what is missing
     for c in grid:
         if isinstance(c['config'], dict): planned.setdefault((c['key'], c['method'], setting_key(c)), set()).add(c['seed'])
     chosen, holes, have, asked = [], [], {r['config_hash'] for r in records}, set()
