@@ -18,9 +18,9 @@ from .reporting import (PAPER_ORDER, METHOD_NAMES, METRIC_NAMES, DATASET_NAMES, 
                             arm_words, grid_records, select_datasets, verdicts_frame, file_stem)
 
 # %% auto #0
-__all__ = ['VERDICT_COLOURS', 'PNG_COLOURS', 'PDF_DPI', 'FIGURE_APART', 'plot_embeddings', 'plot_verdicts', 'tables_gdml_records',
-           'teacher_student_pair', 'plot_teacher_student', 'save_figure', 'figure_parts', 'figure_name',
-           'write_figures']
+__all__ = ['VERDICT_COLOURS', 'UNSEEN_PANELS', 'UNSEEN_MARK', 'PNG_COLOURS', 'PDF_DPI', 'FIGURE_APART', 'plot_embeddings',
+           'drawn_verdicts', 'plot_verdicts', 'tables_gdml_records', 'teacher_student_pair', 'plot_teacher_student',
+           'save_figure', 'figure_parts', 'figure_name', 'write_figures']
 
 # %% ../nbs/08c_figures.ipynb #6354a960
 def _panels(recs: list[dict], methods) -> list[tuple[str, list[dict]]]:
@@ -75,12 +75,27 @@ def plot_embeddings(records: list[dict], dataset: str, *, methods: Iterable[str]
 # %% ../nbs/08c_figures.ipynb #947af34c
 VERDICT_COLOURS = {'ahead': '#1b7837', 'behind': '#b2182b', 'no difference shown': '#636363', 'not testable': '#bdbdbd'}
 
-def plot_verdicts(verdicts: 'pd.DataFrame', datasets: Iterable[str] | None = None, *, full_data_only: bool = True):
+UNSEEN_PANELS = {'unseen_recall_at_1': 'recall_at_1', 'unseen_map_at_r': 'map_at_r'}   # an open-set verdict's panel
+UNSEEN_MARK = ', unseen classes'
+
+def drawn_verdicts(verdicts: 'pd.DataFrame', open_set_on_unseen: bool = True) -> 'pd.DataFrame':
+    """The verdicts `plot_verdicts` draws. With `open_set_on_unseen`, an open-set group (trained on some classes,
+    `seen_classes`) is drawn on the classes it never trained on, the question it asks: its unseen Recall@1 and MAP@R
+    in the Recall@1 and MAP@R panels, its arms marked `UNSEEN_MARK`; its seen classes' verdicts, which rank other test
+    classes than the other groups', are left out."""
+    import pandas as pd
+    if not open_set_on_unseen: return verdicts
+    open_set = verdicts.group.str.contains('seen_classes=')
+    unseen = verdicts[open_set & verdicts.metric.isin(list(UNSEEN_PANELS))]
+    unseen = unseen.assign(metric=unseen.metric.map(UNSEEN_PANELS), arm=unseen.arm + UNSEEN_MARK)
+    return pd.concat([verdicts[~open_set & ~verdicts.metric.isin(list(UNSEEN_PANELS))], unseen], ignore_index=True)
+
+def plot_verdicts(verdicts: 'pd.DataFrame', datasets: Iterable[str] | None = None, *, open_set_on_unseen: bool = True):
     """A forest plot per dataset (rows) and metric (columns): G-DML minus each arm (`verdicts_frame`), its Welch 95%
-    interval coloured by the rule's word, a line at 0, and the paper's own difference as a cross. With `full_data_only`
-    the class-disjoint groups (trained on part of the classes) are left out: their Recall@1 ranks other test classes."""
+    interval coloured by the rule's word, a line at 0, and the paper's own difference as a cross; an open-set group on
+    its unseen classes (`drawn_verdicts`)."""
     import matplotlib.pyplot as plt
-    v = verdicts[~verdicts.group.str.contains('seen_classes=')] if full_data_only else verdicts
+    v = drawn_verdicts(verdicts, open_set_on_unseen)
     datasets = [d for d in (datasets or sorted(set(v.dataset), key=lambda d: (TABLE_NUMBERS.get(d, 9), d))) if (v.dataset == d).any()]
     if not datasets: raise ConfigError("no verdicts to draw: no dataset has G-DML and another arm in one group")
     metrics = list(dict.fromkeys(v.metric))
