@@ -58,7 +58,9 @@ def test_a_stored_order_changes_no_number(digits, extraction):
     assert stored == {k: v for k, v in rec['metrics'].items() if k in stored}   # the run's own numbers, reproduced
     for how in ('class-sorted', 'reversed', 'shuffled'):
         assert measured(config, model, permuted(digits, how)) == stored, (extraction, how)
-    assert stored['recall_at_1'] > 80   # no collapse: batches of one class would leave train-mode runs near chance
+    # no collapse: batches of one class would leave train-mode runs near chance (10 on digits); the trained level
+    # itself varies with the CPU's float kernels (80.0 with the authors' extraction on one machine, above it on others)
+    assert stored['recall_at_1'] > 50
 
 
 def test_the_class_disjoint_split_and_its_unseen_retrieval(digits):
