@@ -88,7 +88,7 @@ def drawn_verdicts(verdicts: 'pd.DataFrame', open_set_on_unseen: bool = True) ->
     open_set = verdicts.group.str.contains('seen_classes=')
     unseen = verdicts[open_set & verdicts.metric.isin(list(UNSEEN_PANELS))]
     unseen = unseen.assign(metric=unseen.metric.map(UNSEEN_PANELS), arm=unseen.arm + UNSEEN_MARK)
-    return pd.concat([verdicts[~open_set & ~verdicts.metric.isin(list(UNSEEN_PANELS))], unseen], ignore_index=True)
+    return pd.concat([verdicts[~open_set], unseen], ignore_index=True)
 
 def plot_verdicts(verdicts: 'pd.DataFrame', datasets: Iterable[str] | None = None, *, open_set_on_unseen: bool = True):
     """A forest plot per dataset (rows) and metric (columns): G-DML minus each arm (`verdicts_frame`), its Welch 95%

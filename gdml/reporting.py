@@ -296,9 +296,10 @@ def select_datasets(runs_dir, records: list[dict], holes: 'pd.DataFrame', reques
 
 # %% ../nbs/08a_reporting.ipynb #80571cac
 def summary_frame(records: list[dict], metrics: Iterable[str] = METRICS) -> 'pd.DataFrame':
-    """Long frame (dataset, method, row, metric, mean, ci95, n, expected) from `gdml.metrics.summarise`, one dataset at
+    """Long frame (dataset, method, row, metric, mean, ci95, n, expected, seen_classes) from `gdml.metrics.summarise`, one dataset at
     a time, for the `metrics` that some record of the dataset holds: one `row` per configuration (`grid_records` labels
-    them; a record without a label is its method's row) and `expected` the seeds it should hold."""
+    them; a record without a label is its method's row), `expected` the seeds it should hold and `seen_classes` the
+    classes it trained on ('' for all)."""
     import pandas as pd
     from gdml.metrics import summarise
     parts = []
@@ -312,8 +313,9 @@ def summary_frame(records: list[dict], metrics: Iterable[str] = METRICS) -> 'pd.
         s = s.drop(columns=[c for c in ('dataset', 'index') if c in s.columns]).rename(columns={'method': 'row'})
         s['method'] = s.row.map({row(r): r['method'] for r in mine})
         s['expected'] = s.row.map({row(r): r.get('expected') or np.nan for r in mine})
+        s['seen_classes'] = s.row.map({row(r): r['config'].get('seen_classes') or '' for r in mine})
         parts.append(s.assign(dataset=ds))
-    cols = ['dataset', 'method', 'row', 'metric', 'mean', 'ci95', 'n', 'expected']
+    cols = ['dataset', 'method', 'row', 'metric', 'mean', 'ci95', 'n', 'expected', 'seen_classes']
     return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
 
 

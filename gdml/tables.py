@@ -178,10 +178,12 @@ def _versus(s: 'pd.DataFrame', label: str, metric: str, ref: tuple[float, float]
     delta = f"{float(hit['mean'].iloc[0]) - ref[0]:+.2f}" if ref and len(hit) else '–'
     return ours, theirs, delta
 
-def _paper_ref(paper: dict, method: str, metric: str, label: str) -> tuple[float, float] | None:
-    """The paper's (mean, sd) for a row, or None for a row trained on some classes only (an open-set arm, 'seen ...' in
-    its name): it ranks other test classes than the paper's, so no number of the paper's stands beside it."""
-    return None if 'seen ' in label else (paper.get(method) or {}).get(metric)
+def _paper_ref(s: 'pd.DataFrame', paper: dict, method: str, metric: str, label: str) -> tuple[float, float] | None:
+    """The paper's (mean, sd) for a row of the summary `s`, or None for a row trained on some classes only (its
+    `seen_classes`, an open-set arm): it ranks other test classes than the paper's, so no number of the paper's stands
+    beside it."""
+    open_set = 'seen_classes' in s and (s.loc[s.row == label, 'seen_classes'].fillna('') != '').any()
+    return None if open_set else (paper.get(method) or {}).get(metric)
 
 def paper_comparison(summary: 'pd.DataFrame', dataset: str, methods: Iterable[str] = METHODS) -> 'pd.DataFrame':
     """The paper's table for `dataset` with the paper's own number beside ours in every cell: 'ours ± ci · paper p ± q ·
@@ -191,7 +193,7 @@ def paper_comparison(summary: 'pd.DataFrame', dataset: str, methods: Iterable[st
     s = summary[summary.dataset == dataset]
     rows = {}
     for m, label in _rows(s, methods):
-        cells = {k: _versus(s, label, k, _paper_ref(paper, m, k, label)) for k in METRICS}
+        cells = {k: _versus(s, label, k, _paper_ref(s, paper, m, k, label)) for k in METRICS}
         rows[label] = {METRIC_NAMES[k]: f"{o} · paper {t} · Δ {d}" for k, (o, t, d) in cells.items()}
     return pd.DataFrame.from_dict(rows, orient='index').rename_axis('Model')
 
@@ -208,7 +210,7 @@ def headline_table(summary: 'pd.DataFrame', dataset: str, methods: Iterable[str]
     for m, label in _rows(s, methods):
         row = {}
         for k in metrics:
-            row[METRIC_NAMES[k]], row[f"{METRIC_NAMES[k]} (paper)"], _ = _versus(s, label, k, _paper_ref(paper, m, k, label))
+            row[METRIC_NAMES[k]], row[f"{METRIC_NAMES[k]} (paper)"], _ = _versus(s, label, k, _paper_ref(s, paper, m, k, label))
         rows[label] = row
     return pd.DataFrame.from_dict(rows, orient='index').rename_axis('Model')
 
